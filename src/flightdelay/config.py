@@ -1,0 +1,206 @@
+"""Configuration: where things live (environment / .env) and experiment knobs (params.yaml).
+
+Nothing here is built at import time: call :func:`get_settings` and :func:`load_params`.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flightdelay.errors import UserError
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Settings(BaseSettings):
+    """Where services live and their secrets, read from the environment and `.env`.
+
+    Defaults are the embedded set-up: a SQLite feature DB and a local MLflow store.
+    Variable names are the upper-case field names (MLflow, boto3 and DVC read the same ones).
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    # --- the pipeline and the service -----------------------------------------------------
+    database_url: str = "sqlite:///data/interim/flights.db"
+    mlflow_tracking_uri: str = "sqlite:///mlflow.db"
+    # Artifact root for experiments created on a local store; ignored when the server decides.
+    mlflow_artifact_root: str = "mlruns"
+    model_name: str | None = None  # defaults to params.yaml register.model_name
+    model_alias: str = "champion"
+    api_token: SecretStr = SecretStr("change-me")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_workers: int = 1
+    api_max_batch: int = 10_000
+    api_retry_min_seconds: float = 1.0
+    api_retry_max_seconds: float = 30.0
+    params_path: Path = Path("params.yaml")
+
+    # --- the stack (native processes or docker compose) ------------------------------------
+    stack_dir: Path = Path(".stack")
+    postgres_user: str = "postgres"
+    postgres_password: SecretStr = SecretStr("change-me-postgres")
+    postgres_port: int = 55432
+    postgres_mlflow_db: str = "mlflow"
+    postgres_features_db: str = "features"
+    postgres_readonly_user: str = "reader"
+    postgres_readonly_password: SecretStr = SecretStr("change-me-reader")
+    aws_access_key_id: str = "flightdelay"
+    aws_secret_access_key: SecretStr = SecretStr("change-me-s3-secret")
+    s3_port: int = 58333
+    s3_bucket_mlflow: str = "mlflow"
+    s3_bucket_dvc: str = "dvc"
+    mlflow_port: int = 55000
+    mlflow_tracking_username: str = "mlflow"
+    mlflow_tracking_password: SecretStr = SecretStr("change-me-mlflow")
+    pgadmin_port: int = 55050
+    pgadmin_email: str = "admin@example.com"
+    pgadmin_password: SecretStr = SecretStr("change-me-pgadmin")
+    api_replica_ports: str = "8001,8002"
+    nginx_http_port: int = 8080
+    nginx_https_port: int = 8443
+    nginx_s3_port: int = 9000
+
+    def resolved_model_name(self) -> str:
+        """The registered-model name: MODEL_NAME, else params.yaml `register.model_name`."""
+        if self.model_name:
+            return self.model_name
+        return load_params(self.params_path).registry.model_name
+
+    def masked_database_url(self) -> str:
+        """DATABASE_URL with any password replaced by ***."""
+        return mask_url(self.database_url)
+
+
+def mask_url(url: str) -> str:
+    """Return `url` with the password part of its authority replaced by ***."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built on first use."""
+    return Settings()
+
+
+# --------------------------------------------------------------------------------------------
+# params.yaml
+# --------------------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TableSpec(_Strict):
+    rows: int = Field(gt=0)
+    sha256: str
+
+
+class GetDataParams(_Strict):
+    package: str
+    tables: dict[str, TableSpec]
+
+
+class LoadParams(_Strict):
+    progress_min_rows: int = Field(ge=0)
+    chunk_rows: int = Field(gt=0)
+
+
+class SplitParams(_Strict):
+    column: str
+    train: list[int]
+    test: list[int]
+
+
+class FeaturesParams(_Strict):
+    table: str
+    split: SplitParams
+
+    @field_validator("table")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not _IDENT.match(value):
+            raise ValueError("must be a plain SQL identifier")
+        return value
+
+
+class LabelParams(_Strict):
+    threshold_minutes: float
+    cancelled_as_delayed: bool
+
+
+class VariantParams(_Strict):
+    penalty: Literal["l1", "l2", "elasticnet", None]
+    C: float = Field(gt=0)
+    solver: Literal["lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga"]
+    max_iter: int = Field(gt=0)
+    tol: float = Field(default=1e-4, gt=0)
+    class_weight: Literal["balanced"] | None = None
+    l1_ratio: float | None = None
+
+
+class TrainParams(_Strict):
+    target: str
+    categorical: list[str]
+    numeric: list[str]
+    decision_threshold: float = Field(gt=0, lt=1)
+    sample_rows: int | None = Field(default=None, gt=0)
+    random_state: int
+    variants: dict[str, VariantParams] = Field(min_length=1)
+
+
+class MlflowParams(_Strict):
+    experiment: str
+
+
+class RegisterParams(_Strict):
+    model_name: str
+    metric: str
+    greater_is_better: bool
+    min_value: float
+
+
+class Params(_Strict):
+    get_data: GetDataParams
+    load: LoadParams
+    features: FeaturesParams
+    label: LabelParams
+    train: TrainParams
+    mlflow: MlflowParams
+    # `register` would shadow ABCMeta.register on the model class.
+    registry: RegisterParams = Field(alias="register")
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    return f"{key}: {err['msg']}"
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate a params mapping; a bad or missing key raises UserError naming the key."""
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise UserError(f"{source}: invalid parameter {_first_error(exc)}") from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{p}: file not found (run from the project root)") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{p}: not valid YAML ({exc.__class__.__name__})") from None
+    return parse_params(raw, str(p))

@@ -1,0 +1,1 @@
+"""Training, registry and scoring of the logistic-regression variants."""
