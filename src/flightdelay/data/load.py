@@ -54,7 +54,9 @@ def _convert(table: str, col: Column, s: pd.Series, dialect: str) -> pa.Array:
         if col.kind == "float":
             return pa.array(pd.to_numeric(s, errors="raise").astype("float64"), from_pandas=True)
         if col.kind == "timestamp":
-            ts = pa.array(pd.to_datetime(s, utc=True, format="ISO8601"), type=pa.timestamp("s", "UTC"))
+            parsed = pd.to_datetime(s, utc=True, format="ISO8601")
+            naive_utc = parsed.dt.tz_convert(None).to_numpy()
+            ts = pa.array(naive_utc).cast(pa.timestamp("s")).cast(pa.timestamp("s", "UTC"))
             # SQLite has no timestamp type: store one fixed ISO text form so joins match.
             return pc.strftime(ts, "%Y-%m-%d %H:%M:%S+00:00") if dialect == "sqlite" else ts
         return pa.array(s.astype("string").astype(object).where(s.notna(), None), type=pa.string())

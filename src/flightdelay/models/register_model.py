@@ -73,7 +73,7 @@ def register(records: list[dict[str, Any]], params: Params) -> dict[str, Any]:
     settings = get_settings()
     client = tracking.require_client(settings)
     sha = tracking.git_sha()
-    versions: dict[str, str] = {}
+    versions: dict[str, int] = {}
     for rank, rec in enumerate(decision.ranked):
         role = CHAMPION if rank == 0 else CHALLENGER if rank == 1 else "candidate"
         tags = {

@@ -92,7 +92,7 @@ def _param_value(value: Any) -> str:
     return str(value)
 
 
-def register_run(run_id: str, model_name: str, tags: Mapping[str, str] | None = None) -> str:
+def register_run(run_id: str, model_name: str, tags: Mapping[str, str] | None = None) -> int:
     """Register the run's model under `model_name`; returns the new version number."""
     import mlflow
 
@@ -100,7 +100,7 @@ def register_run(run_id: str, model_name: str, tags: Mapping[str, str] | None = 
     model_ids = [o.model_id for o in (outputs.model_outputs if outputs else [])]
     uri = f"models:/{model_ids[0]}" if model_ids else f"runs:/{run_id}/{MODEL_ARTIFACT}"
     mv = mlflow.register_model(uri, model_name, tags=dict(tags or {}))
-    return str(mv.version)
+    return int(mv.version)
 
 
 def git_sha() -> str:

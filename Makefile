@@ -1,0 +1,84 @@
+# flightdelay: the menu. `make` lists the targets; each `## comment` is its help line.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+# A poetry on PATH is used when there is one; otherwise a private one is installed in .poetry/.
+POETRY ?= $(shell command -v poetry 2>/dev/null || echo $(CURDIR)/.poetry/bin/poetry)
+export POETRY_VIRTUALENVS_IN_PROJECT := true
+export POETRY_NO_INTERACTION := 1
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Byte-compile once at install and keep .pyc files: a cold CLI start is seconds faster.
+unexport PYTHONDONTWRITEBYTECODE
+
+.PHONY: help install run test test-fast lint type format bench serve demo stack-up stack-down \
+        stack-status doctor system-deps clean
+
+help: ## Show this menu
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(CURDIR)/.poetry/bin/poetry:
+	$(PYTHON) -m venv .poetry
+	.poetry/bin/pip install -q -U pip
+	.poetry/bin/pip install -q "poetry>=2.1,<3"
+
+$(VENV)/.installed: pyproject.toml poetry.lock | $(POETRY)
+	$(POETRY) install --compile --with dev
+	@touch $@
+
+install: $(VENV)/.installed ## Create the environment from poetry.lock (only when missing or stale)
+
+run: install ## The main job: `dvc repro` on the embedded default (SQLite + local MLflow)
+	dvc repro
+	dvc metrics show
+
+system-deps: ## Install the Debian packages the tests use (nginx, chromium, ...) when missing
+	@bash scripts/system-deps.sh
+
+test: install system-deps ## The whole test suite: unit, integration, data, notebook, full repro, stack
+	pytest -p no:cacheprovider tests
+
+test-fast: install ## Unit and integration tests only (no full repro, no stack)
+	pytest -m "not slow and not stack" tests
+
+lint: install ## ruff (lint + format check) and mypy
+	ruff check src tests benchmarks
+	ruff format --check src tests benchmarks
+	mypy
+
+type: install ## mypy only
+	mypy
+
+format: install ## Apply ruff's formatting and safe fixes
+	ruff format src tests benchmarks
+	ruff check --fix src tests benchmarks
+
+bench: install system-deps ## Benchmarks -> reports/bench/*.json (load, repro, serving, stack)
+	python benchmarks/bench_load.py
+	python benchmarks/bench_repro.py
+	python benchmarks/bench_serving.py
+	python benchmarks/bench_stack.py
+
+serve: install ## Serve models:/<name>@champion from the embedded registry (run `make run` first)
+	flightdelay serve
+
+demo: install ## Call every endpoint of a running service; writes reports/requests.jsonl
+	flightdelay demo --host http://$${API_HOST:-127.0.0.1}:$${API_PORT:-8000}
+
+stack-up: install ## Start the native stack (Postgres, S3, nginx, MLflow, pgAdmin, 2 API replicas)
+	flightdelay stack up
+
+stack-down: install ## Stop the native stack (data is kept in .stack/)
+	flightdelay stack down
+
+stack-status: install ## Show the state of each stack service
+	flightdelay stack status
+
+doctor: install ## Check every stack endpoint, credential, bucket and the DVC remote
+	flightdelay stack doctor
+
+clean: ## Remove caches (keeps data, the MLflow store and the stack's state)
+	rm -rf .mypy_cache .ruff_cache .pytest_cache
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +

@@ -1,0 +1,91 @@
+"""The load stage: idempotent, atomic, and strict about bad raw data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import inspect, text
+
+from flightdelay.config import LoadParams
+from flightdelay.data.load import load_tables
+from flightdelay.db import make_engine
+from flightdelay.errors import UserError
+from tests.fixtures import raw_tables, write_raw
+
+PARAMS = LoadParams(progress_min_rows=10**6, chunk_rows=2)
+
+
+def counts(url: str) -> dict[str, int]:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        names = inspect(conn).get_table_names()
+        out = {n: conn.execute(text(f"SELECT COUNT(*) FROM {n}")).scalar_one() for n in names}
+    engine.dispose()
+    return out
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'db.sqlite'}"
+
+
+def test_twice_gives_same_counts(tmp_path: Path, url: str) -> None:
+    raw = write_raw(tmp_path / "raw")
+    report = load_tables(url, raw, PARAMS)
+    first = counts(url)
+    load_tables(url, raw, PARAMS)
+    assert counts(url) == first
+    assert first == {"airlines": 2, "airports": 2, "planes": 1, "weather": 1, "flights": 5}
+    assert report["tables"]["flights"]["rows"] == 5
+
+
+def test_error_mid_load_keeps_previous_tables(tmp_path: Path, url: str) -> None:
+    load_tables(url, write_raw(tmp_path / "raw"), PARAMS)
+    before = counts(url)
+    bigger = raw_tables()
+    bigger["airlines"] = pd.concat([bigger["airlines"]] * 1).assign(carrier=["UA", "AA"])
+    bigger["flights"] = pd.concat([bigger["flights"]] * 3, ignore_index=True)
+    raw2 = write_raw(tmp_path / "raw2", bigger)
+
+    def crash(table: str) -> None:
+        if table == "weather":  # airlines..weather already replaced inside the transaction
+            raise RuntimeError("disk on fire")
+
+    with pytest.raises(UserError, match="previous tables kept: disk on fire"):
+        load_tables(url, raw2, PARAMS, after_table=crash)
+    assert counts(url) == before
+
+
+def test_duplicate_primary_key_fails_cleanly(tmp_path: Path, url: str) -> None:
+    load_tables(url, write_raw(tmp_path / "raw"), PARAMS)
+    before = counts(url)
+    tables = raw_tables()
+    tables["airlines"] = pd.DataFrame({"carrier": ["UA", "UA"], "name": ["a", "b"]})
+    with pytest.raises(UserError, match="previous tables kept"):
+        load_tables(url, write_raw(tmp_path / "dup", tables), PARAMS)
+    assert counts(url) == before
+
+
+def test_missing_column_writes_nothing(tmp_path: Path, url: str) -> None:
+    tables = raw_tables()
+    tables["flights"] = tables["flights"].drop(columns=["sched_dep_time"])
+    with pytest.raises(UserError, match=r"raw flights: missing column\(s\) sched_dep_time"):
+        load_tables(url, write_raw(tmp_path / "raw", tables), PARAMS)
+    assert counts(url) == {}
+
+
+def test_wrong_type_writes_nothing(tmp_path: Path, url: str) -> None:
+    tables = raw_tables()
+    tables["flights"]["distance"] = ["far"] * len(tables["flights"])
+    with pytest.raises(UserError, match=r"raw flights\.distance: expected DOUBLE PRECISION"):
+        load_tables(url, write_raw(tmp_path / "raw", tables), PARAMS)
+    assert counts(url) == {}
+
+
+def test_null_in_not_null_column(tmp_path: Path, url: str) -> None:
+    tables = raw_tables()
+    tables["flights"].loc[0, "carrier"] = None
+    with pytest.raises(UserError, match=r"raw flights\.carrier: 1 NULL"):
+        load_tables(url, write_raw(tmp_path / "raw", tables), PARAMS)

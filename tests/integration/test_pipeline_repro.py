@@ -1,0 +1,130 @@
+"""The main job end to end: `dvc repro` on the real data in a fresh copy of the repo.
+
+One module-scoped run (about 80 s) backs every assertion here, including the notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+from mlflow.tracking import MlflowClient
+from nbclient import NotebookClient
+
+from tests.conftest import ROOT, venv_env
+
+pytestmark = pytest.mark.slow
+
+EMBEDDED = {
+    "DATABASE_URL": "sqlite:///data/interim/flights.db",
+    "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",
+    "MLFLOW_ARTIFACT_ROOT": "mlruns",
+}
+
+
+def copy_repo(dest: Path) -> Path:
+    """The working tree's tracked and unignored files, as a fresh git repo at `dest`."""
+    files = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = ROOT / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dest, check=True)
+    return dest
+
+
+def run(cmd: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    extra = {k: v for k, v in EMBEDDED.items()} | env
+    proc = subprocess.run(cmd, cwd=cwd, env=venv_env(extra), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    dest = copy_repo(tmp_path_factory.mktemp("clone"))
+    (dest / ".env").unlink(missing_ok=True)
+    run(["dvc", "repro"], dest)
+    yield dest
+
+
+def client(repo: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+
+
+def test_two_runs_two_versions_and_aliases(repo: Path) -> None:
+    c = client(repo)
+    exp = c.get_experiment_by_name("flightdelay")
+    runs = c.search_runs([exp.experiment_id])
+    assert sorted(r.data.tags["variant"] for r in runs) == ["lasso", "ridge"]
+    versions = c.search_model_versions("name='flightdelay'")
+    assert len(versions) == 2
+    champ = c.get_model_version_by_alias("flightdelay", "champion")
+    chall = c.get_model_version_by_alias("flightdelay", "challenger")
+    metric = {v.version: float(c.get_run(v.run_id).data.metrics["roc_auc"]) for v in versions}
+    assert metric[champ.version] >= metric[chall.version] >= 0.6
+    registry = json.loads((repo / "reports/registry.json").read_text())
+    assert registry["aliases"]["champion"] == int(champ.version)
+
+
+def test_metrics_and_plots_show(repo: Path) -> None:
+    out = run(["dvc", "metrics", "show", "--json"], repo).stdout
+    shown = json.loads(out)
+    files = next(iter(shown.values()))["data"]
+    assert {Path(p).name for p in files} == {"lasso.json", "ridge.json"}
+    run(["dvc", "plots", "show", "-o", "reports/plots/html"], repo)
+    assert (repo / "reports/plots/html/index.html").stat().st_size > 1000
+
+
+def test_raw_data_matches_the_package(repo: Path) -> None:
+    load = json.loads((repo / "data/interim/load_report.json").read_text())
+    assert load["tables"]["flights"]["rows"] == 336_776
+    assert load["tables"]["weather"]["rows"] == 26_115
+
+
+def test_second_repro_runs_nothing(repo: Path) -> None:
+    out = run(["dvc", "repro"], repo).stdout
+    assert "Running stage" not in out
+    assert "Data and pipelines are up to date" in out
+
+
+def test_param_change_reruns_only_ridge_and_register(repo: Path) -> None:
+    params = repo / "params.yaml"
+    original = params.read_text()
+    try:
+        params.write_text(original.replace("C: 1.0", "C: 0.7", 1))
+        out = run(["dvc", "status", "--json"], repo).stdout
+        assert set(json.loads(out)) == {"train@ridge", "register"}
+    finally:
+        params.write_text(original)
+
+
+def test_exp_run_appears_in_mlflow(repo: Path) -> None:
+    before = len(client(repo).search_runs([client(repo).get_experiment_by_name("flightdelay").experiment_id]))
+    run(["dvc", "exp", "run", "-S", "train.variants.ridge.C=0.5"], repo)
+    c = client(repo)
+    runs = c.search_runs([c.get_experiment_by_name("flightdelay").experiment_id], order_by=["start_time DESC"])
+    assert len(runs) == before + 1
+    assert runs[0].data.tags["variant"] == "ridge" and runs[0].data.params["C"] == "0.5"
+
+
+def test_notebook_executes_against_the_db(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = repo / "notebooks" / "1.0-fd-flight-delay-eda.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    monkeypatch.chdir(repo)
+    for key, value in EMBEDDED.items():
+        monkeypatch.setenv(key, value)
+    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(repo)}}).execute()
+    outputs = "".join(str(o.get("text", "")) for cell in nb.cells for o in cell.get("outputs", []))
+    assert "delay rate" in outputs
