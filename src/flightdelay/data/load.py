@@ -21,7 +21,15 @@ import pyarrow.compute as pc
 from tqdm import tqdm
 
 from flightdelay.config import LoadParams, get_settings, load_params, mask_url
-from flightdelay.db import Column, TableDDL, bulk_insert, make_engine, parse_schema, raw_transaction, read_sql
+from flightdelay.db import (
+    Column,
+    TableDDL,
+    bulk_insert,
+    make_engine,
+    parse_schema,
+    raw_transaction,
+    read_sql,
+)
 from flightdelay.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -43,14 +51,16 @@ def to_arrow(table: TableDDL, frame: pd.DataFrame, dialect: str) -> pa.Table:
     for col in table.columns:
         nulls = arrays[col.name].null_count
         if nulls and not col.nullable:
-            raise UserError(f"raw {table.name}.{col.name}: {nulls} NULL value(s) in a NOT NULL column")
+            raise UserError(
+                f"raw {table.name}.{col.name}: {nulls} NULL value(s) in a NOT NULL column"
+            )
     return pa.table(arrays)
 
 
 def _convert(table: str, col: Column, s: pd.Series, dialect: str) -> pa.Array:
     try:
         if col.kind == "int":
-            return pa.array(pd.array(s, dtype="Int64"), type=pa.int64())
+            return pa.array(s.astype("Int64"), type=pa.int64())
         if col.kind == "float":
             return pa.array(pd.to_numeric(s, errors="raise").astype("float64"), from_pandas=True)
         if col.kind == "timestamp":
@@ -108,7 +118,10 @@ def load_tables(
                     disable=rows <= params.progress_min_rows,
                 ) as bar:
                     bulk_insert(conn, dialect, name, data[name], params.chunk_rows, bar.update)
-                report["tables"][name] = {"rows": rows, "seconds": round(time.perf_counter() - t0, 3)}
+                report["tables"][name] = {
+                    "rows": rows,
+                    "seconds": round(time.perf_counter() - t0, 3),
+                }
                 if after_table:
                     after_table(name)
             cur.close()

@@ -40,7 +40,9 @@ def build_feature_table(engine: Engine, table: str, query_params: dict[str, floa
     return int(rows)
 
 
-def split_frame(frame: pd.DataFrame, column: str, train: list[int], test: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split_frame(
+    frame: pd.DataFrame, column: str, train: list[int], test: list[int]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Time-based split: rows whose `column` is in `train` / in `test`."""
     if column not in frame.columns:
         raise UserError(f"params.yaml features.split.column: {column!r} is not a feature column")

@@ -61,7 +61,9 @@ def _penalty_kwargs(variant: VariantParams) -> dict[str, object]:
     return {"l1_ratio": 1.0 if variant.penalty == "l1" else 0.0}
 
 
-def coerce_frame(df: pd.DataFrame, categorical: Sequence[str], numeric: Sequence[str]) -> pd.DataFrame:
+def coerce_frame(
+    df: pd.DataFrame, categorical: Sequence[str], numeric: Sequence[str]
+) -> pd.DataFrame:
     """The model's input frame: categoricals as object strings (None for missing), numerics as
     float64 (NaN for missing), in a fixed column order."""
     out = pd.DataFrame(index=df.index)

@@ -42,14 +42,17 @@ def decide(records: list[dict[str, Any]], rp: RegisterParams) -> Decision:
         raise UserError("no trained variants found: run the train stages first")
     missing = [r["variant"] for r in records if rp.metric not in r["metrics"]]
     if missing:
-        raise UserError(f"params.yaml register.metric {rp.metric!r} not logged for {', '.join(missing)}")
+        raise UserError(
+            f"params.yaml register.metric {rp.metric!r} not logged for {', '.join(missing)}"
+        )
     ranked = sorted(records, key=lambda r: r["metrics"][rp.metric], reverse=rp.greater_is_better)
     best = ranked[0]["metrics"][rp.metric]
     passes = best >= rp.min_value if rp.greater_is_better else best <= rp.min_value
     if not passes:
         op = ">=" if rp.greater_is_better else "<="
         raise UserError(
-            f"quality gate failed: best variant {ranked[0]['variant']!r} has {rp.metric}={best:.4f}, "
+            f"quality gate failed: best variant {ranked[0]['variant']!r} has "
+            f"{rp.metric}={best:.4f}, "
             f"register.min_value needs {op} {rp.min_value}; registry and aliases left unchanged"
         )
     return Decision(ranked, rp.metric)
@@ -88,7 +91,9 @@ def register(records: list[dict[str, Any]], params: Params) -> dict[str, Any]:
     champion = decision.ranked[0]["variant"]
     client.set_registered_model_alias(rp.model_name, CHAMPION, versions[champion])
     if len(decision.ranked) > 1:
-        client.set_registered_model_alias(rp.model_name, CHALLENGER, versions[decision.ranked[1]["variant"]])
+        client.set_registered_model_alias(
+            rp.model_name, CHALLENGER, versions[decision.ranked[1]["variant"]]
+        )
     report = {
         "model_name": rp.model_name,
         "metric": rp.metric,
@@ -97,7 +102,11 @@ def register(records: list[dict[str, Any]], params: Params) -> dict[str, Any]:
         "git_sha": sha,
         "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "aliases": {CHAMPION: versions[champion]}
-        | ({CHALLENGER: versions[decision.ranked[1]["variant"]]} if len(decision.ranked) > 1 else {}),
+        | (
+            {CHALLENGER: versions[decision.ranked[1]["variant"]]}
+            if len(decision.ranked) > 1
+            else {}
+        ),
         "versions": [
             {
                 "variant": rec["variant"],

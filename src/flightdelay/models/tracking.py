@@ -111,7 +111,10 @@ def git_sha() -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True, timeout=5,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -120,7 +123,7 @@ def git_sha() -> str:
 
 def file_md5(path: Path) -> str:
     """The md5 of a file, as DVC records it for a file output in dvc.lock."""
-    digest = hashlib.md5()  # noqa: S324 - DVC's content hash, not security
+    digest = hashlib.md5()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
@@ -137,5 +140,7 @@ def require_client(settings: Settings) -> Any:
     try:
         client.search_experiments(max_results=1)
     except MlflowException as exc:
-        raise UserError(f"MLflow at {settings.mlflow_tracking_uri} is not reachable: {exc}") from None
+        raise UserError(
+            f"MLflow at {settings.mlflow_tracking_uri} is not reachable: {exc}"
+        ) from None
     return client

@@ -41,7 +41,9 @@ def split_xy(frame: pd.DataFrame, train: TrainParams) -> tuple[pd.DataFrame, np.
     needed = [*train.categorical, *train.numeric, train.target]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
-        raise UserError(f"params.yaml train: column(s) not in the feature table: {', '.join(missing)}")
+        raise UserError(
+            f"params.yaml train: column(s) not in the feature table: {', '.join(missing)}"
+        )
     return coerce_frame(frame, train.categorical, train.numeric), frame[train.target].to_numpy(int)
 
 
@@ -52,7 +54,9 @@ def fit_variant(x: pd.DataFrame, y: np.ndarray, train: TrainParams, variant: str
         raise UserError(f"unknown variant {variant!r}: params.yaml train.variants has {known}")
     if len(np.unique(y)) < 2:
         raise UserError("the training split has a single class: check label and split params")
-    pipeline = build_pipeline(train.categorical, train.numeric, train.variants[variant], train.random_state)
+    pipeline = build_pipeline(
+        train.categorical, train.numeric, train.variants[variant], train.random_state
+    )
     return pipeline.fit(x, y)
 
 
@@ -121,11 +125,25 @@ def train_and_log(params: Params, variant: str, data_dir: Path, plots_dir: Path)
     with tempfile.TemporaryDirectory() as tmp:
         write_figures(frames, coefficients(pipeline), variant, Path(tmp))
         run_id = tracking.log_pipeline_run(
-            pipeline, x_train, run_params(params, variant), metrics, tags, experiment_id,
-            run_name=variant, artifacts_dir=Path(tmp),
+            pipeline,
+            x_train,
+            run_params(params, variant),
+            metrics,
+            tags,
+            experiment_id,
+            run_name=variant,
+            artifacts_dir=Path(tmp),
         )
-    log.info("%s: run %s, %s", variant, run_id, ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-    return {"variant": variant, "run_id": run_id, "experiment_id": experiment_id, "metrics": metrics, "tags": tags}
+    log.info(
+        "%s: run %s, %s", variant, run_id, ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
+    )
+    return {
+        "variant": variant,
+        "run_id": run_id,
+        "experiment_id": experiment_id,
+        "metrics": metrics,
+        "tags": tags,
+    }
 
 
 def main(variant: str, data_dir: str, metrics_dir: str, plots_dir: str, runs_dir: str) -> None:

@@ -10,7 +10,9 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 
-def curve_frames(y_true: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, pd.DataFrame]:
+def curve_frames(
+    y_true: np.ndarray, proba: np.ndarray, threshold: float
+) -> dict[str, pd.DataFrame]:
     """ROC, precision-recall, calibration and confusion-matrix data as small frames."""
     fpr, tpr, _ = roc_curve(y_true, proba)
     precision, recall, _ = precision_recall_curve(y_true, proba)
@@ -46,7 +48,11 @@ def write_dvc_plots(frames: dict[str, pd.DataFrame], out_dir: Path) -> None:
 
 
 def write_figures(
-    frames: dict[str, pd.DataFrame], coefficients: pd.Series, title: str, out_dir: Path, top: int = 20
+    frames: dict[str, pd.DataFrame],
+    coefficients: pd.Series,
+    title: str,
+    out_dir: Path,
+    top: int = 20,
 ) -> list[Path]:
     """PNG figures (ROC, PR, calibration, confusion matrix, top coefficients); returns paths."""
     import matplotlib
