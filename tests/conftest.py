@@ -14,6 +14,13 @@ from flightdelay.config import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The embedded default, spelled out so a developer's .env never leaks into a test.
+EMBEDDED = {
+    "DATABASE_URL": "sqlite:///data/interim/flights.db",
+    "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",
+    "MLFLOW_ARTIFACT_ROOT": "mlruns",
+}
+
 
 @pytest.fixture(autouse=True)
 def _fresh_settings() -> Iterator[None]:
@@ -68,4 +75,22 @@ def copy_repo(dest: Path) -> Path:
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"],
     ):
         subprocess.run(cmd, cwd=dest, check=True)
+    return dest
+
+
+def run(cmd: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `cmd` in `cwd` with the venv and the embedded settings; fail the test on error."""
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=venv_env(EMBEDDED | env), capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, f"{' '.join(cmd)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="session")
+def reproduced_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh copy of the repo after a full `dvc repro` on the real data (about 70 s, once)."""
+    dest = copy_repo(tmp_path_factory.mktemp("clone"))
+    (dest / ".env").unlink(missing_ok=True)
+    run(["dvc", "repro"], dest)
     return dest

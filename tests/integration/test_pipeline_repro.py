@@ -15,34 +15,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 from nbclient import NotebookClient
 
-from tests.conftest import copy_repo, venv_env
+from tests.conftest import EMBEDDED, run
 
 pytestmark = pytest.mark.slow
 
-EMBEDDED = {
-    "DATABASE_URL": "sqlite:///data/interim/flights.db",
-    "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",
-    "MLFLOW_ARTIFACT_ROOT": "mlruns",
-}
-
-
-def run(cmd: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    extra = {k: v for k, v in EMBEDDED.items()} | env
-    proc = subprocess.run(
-        cmd, cwd=cwd, env=venv_env(extra), capture_output=True, text=True, timeout=900
-    )
-    assert proc.returncode == 0, (
-        f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    )
-    return proc
-
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    dest = copy_repo(tmp_path_factory.mktemp("clone"))
-    (dest / ".env").unlink(missing_ok=True)
-    run(["dvc", "repro"], dest)
-    yield dest
+def repo(reproduced_repo: Path) -> Path:
+    return reproduced_repo
 
 
 def client(repo: Path) -> MlflowClient:
