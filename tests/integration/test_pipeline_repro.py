@@ -6,8 +6,6 @@ One module-scoped run (about 80 s) backs every assertion here, including the not
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
