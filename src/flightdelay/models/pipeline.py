@@ -68,8 +68,8 @@ def coerce_frame(
     float64 (NaN for missing), in a fixed column order."""
     out = pd.DataFrame(index=df.index)
     for col in categorical:
-        s = df[col]
-        out[col] = s.astype(object).where(s.notna(), None).map(lambda v: v if v is None else str(v))
+        values = [None if pd.isna(v) else str(v) for v in df[col].tolist()]
+        out[col] = pd.Series(values, index=df.index, dtype=object)
     for col in numeric:
         out[col] = pd.to_numeric(df[col], errors="raise").astype("float64")
     return out
