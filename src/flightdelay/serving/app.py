@@ -1,0 +1,252 @@
+"""The model service: `uvicorn flightdelay.serving.app:create_app --factory`.
+
+Endpoints: POST /predict, GET /model, POST /model, POST /model/reload, GET /health, GET /ready,
+GET /metrics, and the OpenAPI docs at /docs (the /predict schema follows the model in memory).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from flightdelay.config import Settings, get_settings
+from flightdelay.serving.metrics import ServiceMetrics
+from flightdelay.serving.model_holder import ModelHolder, ModelUnavailable, ServedModel
+from flightdelay.serving.schemas import ModelAssign, ModelInfo, PredictResponse, Status
+
+
+class ORJSONResponse(JSONResponse):
+    """JSON via orjson (several times faster for large prediction lists)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _error(status: int, message: str, **extra: Any) -> ORJSONResponse:
+    return ORJSONResponse({"detail": message, **extra}, status_code=status)
+
+
+def describe_errors(exc: ValidationError, batch: bool) -> tuple[int, str, list[dict[str, Any]]]:
+    """(status, one-line message naming the field, pydantic's error list) for a bad body."""
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        return 400, f"body is not valid JSON: {first['msg']}", errors
+    if first["type"] == "too_long" and len(first["loc"]) <= 2:
+        return 413, f"too many records: {first['msg']}", errors
+    loc = list(first["loc"])
+    where = ""
+    if batch and loc and isinstance(loc[0], int):
+        where = f"record {loc.pop(0)}: "
+    if loc[:1] == ["columns"]:
+        loc = loc[1:]
+    field = ".".join(str(p) for p in loc) or "body"
+    return 422, f"{where}field '{field}': {first['msg']}", errors
+
+
+def create_app(settings: Settings | None = None, holder: ModelHolder | None = None) -> FastAPI:
+    """Build the service. Nothing loads until start-up; the model loads in the background."""
+    settings = settings or get_settings()
+    holder = holder or ModelHolder(settings)
+    metrics = ServiceMetrics()
+    holder.listeners.append(metrics.on_model_event)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        holder.start()
+        yield
+        holder.stop()
+
+    app = FastAPI(
+        title="flightdelay",
+        summary="Probability that a flight arrives 15+ minutes late, from the registry's champion.",
+        version="1",
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    app.state.holder = holder
+    app.state.metrics = metrics
+
+    def require_token(authorization: Annotated[str | None, Header()] = None) -> None:
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise _Auth(401, "missing bearer token (Authorization: Bearer <API_TOKEN>)")
+        given = authorization.split(" ", 1)[1].strip().encode()
+        if not secrets.compare_digest(given, settings.api_token.get_secret_value().encode()):
+            raise _Auth(403, "wrong token")
+
+    @app.exception_handler(_Auth)
+    async def _auth_handler(_: Request, exc: _Auth) -> ORJSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return ORJSONResponse({"detail": exc.message}, status_code=exc.status, headers=headers)
+
+    @app.post(
+        "/predict",
+        response_model=PredictResponse,
+        summary="Score one record, a list of records, or columns",
+        responses={400: {"description": "invalid JSON"}, 413: {"description": "batch too large"},
+                   422: {"description": "a field is wrong (named in `detail`)"},
+                   503: {"description": "no model loaded yet"}},
+    )
+    async def predict(request: Request) -> Response:
+        served = holder.current  # one read: this request uses this model throughout
+        if served is None:
+            return _error(503, "no model loaded yet", reason=holder.last_error)
+        body = await request.body()
+        return score_body(served, body, metrics)
+
+    @app.get("/model", response_model=ModelInfo, summary="The model in memory and its lineage")
+    async def get_model() -> Response:
+        served = holder.current
+        if served is None:
+            return _error(503, "no model loaded yet", reason=holder.last_error)
+        return ORJSONResponse(served.info.model_dump())
+
+    @app.post("/model", response_model=ModelInfo, summary="Serve another alias or version",
+              dependencies=[Depends(require_token)])
+    async def assign_model(assign: ModelAssign) -> Response:
+        if (assign.alias is None) == (assign.version is None):
+            return _error(422, "give exactly one of 'alias' or 'version'")
+        return await _swap(assign.alias, assign.version)
+
+    @app.post("/model/reload", response_model=ModelInfo, summary="Re-resolve MODEL_ALIAS",
+              dependencies=[Depends(require_token)])
+    async def reload_model() -> Response:
+        return await _swap(settings.model_alias, None)
+
+    async def _swap(alias: str | None, version: int | None) -> Response:
+        try:
+            served = await run_in_threadpool(holder.swap, alias, version)
+        except ModelUnavailable as exc:
+            current = holder.current
+            return _error(exc.status, str(exc), serving=current.ref.model_dump() if current else None)
+        return ORJSONResponse(served.info.model_dump())
+
+    @app.get("/health", response_model=Status, summary="Liveness: the process answers")
+    async def health() -> Response:
+        return ORJSONResponse({"status": "ok", "ready": holder.current is not None})
+
+    @app.get("/ready", response_model=Status, summary="Readiness: a model is loaded")
+    async def ready() -> Response:
+        served = holder.current
+        if served is None:
+            return ORJSONResponse({"status": "not ready", "ready": False, "reason": holder.last_error}, status_code=503)
+        return ORJSONResponse({"status": "ready", "ready": True, "model": served.ref.model_dump()})
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def prometheus() -> Response:
+        served = holder.current
+        metrics.version.set(served.version if served else 0)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    _install_dynamic_openapi(app, holder)
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    return app
+
+
+class _Auth(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status, self.message = status, message
+
+
+class _MetricsMiddleware:
+    """Adapter so `app.add_middleware` can install ServiceMetrics.middleware."""
+
+    def __init__(self, app: Any, metrics: ServiceMetrics) -> None:
+        self._app = metrics.middleware(app)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._app(scope, receive, send)
+
+
+def score_body(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> Response:
+    """Validate `body` against the model's schemas, score it, and build the response."""
+    schemas = served.schemas
+    head = body.lstrip()[:1]
+    columnar = False
+    try:
+        if head == b"[":
+            batch = True
+            records = schemas.many.validate_json(body)
+            cols = {c: [getattr(r, c) for r in records] for c in (*schemas.categorical, *schemas.numeric)}
+            n = len(records)
+        else:
+            batch = False
+            obj = orjson.loads(body) if head == b"{" else None
+            if isinstance(obj, dict) and isinstance(obj.get("columns"), dict):
+                columnar = batch = True
+                data = schemas.cols.validate_python(obj).columns
+                cols = {c: getattr(data, c) for c in (*schemas.categorical, *schemas.numeric)}
+                lengths = {len(v) for v in cols.values()}
+                if len(lengths) != 1:
+                    return _error(422, "columns: every column must have the same length")
+                n = lengths.pop()
+            else:
+                record = schemas.one.validate_json(body) if obj is None else schemas.one.validate_python(obj)
+                cols = {c: [getattr(record, c)] for c in (*schemas.categorical, *schemas.numeric)}
+                n = 1
+    except orjson.JSONDecodeError as exc:
+        return _error(400, f"body is not valid JSON: {exc}")
+    except ValidationError as exc:
+        status, message, errors = describe_errors(exc, batch)
+        return ORJSONResponse({"detail": message, "errors": errors[:20]}, status_code=status)
+
+    proba = served.scorer.score_columns(cols, n)
+    delayed = proba >= served.threshold
+    metrics.predictions.labels(str(served.version)).inc(n)
+    unknown = served.scorer.unknown_categories(cols)
+    warnings = [f"unknown {col} value(s) ignored by the encoder: {', '.join(v[:10])}" for col, v in unknown.items()]
+    head_obj = {"model": served.ref.model_dump(), "threshold": served.threshold}
+    if columnar:
+        payload = {**head_obj, "probability": proba, "delayed": delayed, "warnings": warnings}
+    else:
+        preds = [{"probability": p, "delayed": d} for p, d in zip(proba.tolist(), delayed.tolist(), strict=True)]
+        payload = {**head_obj, "predictions": preds, "warnings": warnings}
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+
+
+def _install_dynamic_openapi(app: FastAPI, holder: ModelHolder) -> None:
+    """Make /docs show the request schema of the model in memory (rebuilt after a swap)."""
+    cache: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        served = holder.current
+        key = f"{served.name}:{served.version}" if served else "none"
+        if cache.get("key") == key:
+            return cache["schema"]  # type: ignore[no-any-return]
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        if served is not None:
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (served.schemas.record, served.schemas.columns):
+                js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(js.pop("$defs", {}))
+                components[model.__name__] = js
+            record_ref = {"$ref": "#/components/schemas/FlightRecord"}
+            examples = {}
+            if served.example:
+                examples = {
+                    "one record": {"value": served.example},
+                    "a list": {"value": [served.example, served.example]},
+                    "columns": {"value": {"columns": {k: [v, v] for k, v in served.example.items()}}},
+                }
+            schema["paths"]["/predict"]["post"]["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {
+                    "schema": {"oneOf": [record_ref, {"type": "array", "items": record_ref},
+                                         {"$ref": "#/components/schemas/FlightColumns"}]},
+                    "examples": examples,
+                }},
+            }
+        cache.update(key=key, schema=schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
