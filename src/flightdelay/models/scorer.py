@@ -31,9 +31,14 @@ class NotCompilable(Exception):
 class Scorer(Protocol):
     """Anything that turns columns of raw feature values into probabilities of class 1."""
 
-    kind: str
-    categorical: tuple[str, ...]
-    numeric: tuple[str, ...]
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def categorical(self) -> tuple[str, ...]: ...
+
+    @property
+    def numeric(self) -> tuple[str, ...]: ...
 
     def score_columns(self, columns: Columns, n: int) -> np.ndarray: ...
 
@@ -140,7 +145,10 @@ def compile_pipeline(pipeline: Any) -> LinearScorer:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    if not isinstance(pipeline, Pipeline) or [n for n, _ in pipeline.steps] != [PREPROCESS, CLASSIFIER]:
+    if not isinstance(pipeline, Pipeline) or [n for n, _ in pipeline.steps] != [
+        PREPROCESS,
+        CLASSIFIER,
+    ]:
         raise NotCompilable("not a preprocess + classifier Pipeline")
     pre, clf = pipeline.named_steps[PREPROCESS], pipeline.named_steps[CLASSIFIER]
     if not isinstance(pre, ColumnTransformer) or not isinstance(clf, LogisticRegression):
@@ -149,7 +157,9 @@ def compile_pipeline(pipeline: Any) -> LinearScorer:
         raise NotCompilable("only binary 0/1 logistic regression compiles")
     if pre.remainder != "drop":
         raise NotCompilable("ColumnTransformer remainder must be 'drop'")
-    transformers = {name: (est, cols) for name, est, cols in pre.transformers_ if name != "remainder"}
+    transformers = {
+        name: (est, cols) for name, est, cols in pre.transformers_ if name != "remainder"
+    }
     if set(transformers) != {CAT, NUM}:
         raise NotCompilable(f"expected transformers {CAT!r} and {NUM!r}")
     enc, cat_cols = transformers[CAT]
@@ -194,7 +204,9 @@ def compile_pipeline(pipeline: Any) -> LinearScorer:
     )
 
 
-def probe_columns(scorer: LinearScorer, example: pd.DataFrame | None, rows: int, seed: int = 0) -> dict[str, list[Any]]:
+def probe_columns(
+    scorer: LinearScorer, example: pd.DataFrame | None, rows: int, seed: int = 0
+) -> dict[str, list[Any]]:
     """Records to check a compiled scorer on: the input example plus random rows mixing known
     and unseen categories, missing values and extreme numerics."""
     rng = np.random.default_rng(seed)
@@ -208,11 +220,15 @@ def probe_columns(scorer: LinearScorer, example: pd.DataFrame | None, rows: int,
     for j, col in enumerate(scorer.numeric):
         centre = scorer.num_fill[j]
         values = centre + rng.normal(scale=abs(centre) + 1.0, size=rows)
-        cols[col] += [None if m else float(v) for v, m in zip(values, rng.random(rows) < 0.15, strict=True)]
+        cols[col] += [
+            None if m else float(v) for v, m in zip(values, rng.random(rows) < 0.15, strict=True)
+        ]
     return cols
 
 
-def build_scorer(pipeline: Any, example: pd.DataFrame | None, categorical: Sequence[str], numeric: Sequence[str]) -> tuple[Scorer, str | None]:
+def build_scorer(
+    pipeline: Any, example: pd.DataFrame | None, categorical: Sequence[str], numeric: Sequence[str]
+) -> tuple[Scorer, str | None]:
     """The linear scorer when the pipeline compiles and matches predict_proba within 1e-9,
     else the sklearn fallback. Returns (scorer, reason for the fallback or None)."""
     fallback = SklearnScorer(pipeline, tuple(categorical), tuple(numeric))

@@ -36,9 +36,9 @@ def _error(status: int, message: str, **extra: Any) -> ORJSONResponse:
     return ORJSONResponse({"detail": message, **extra}, status_code=status)
 
 
-def describe_errors(exc: ValidationError, batch: bool) -> tuple[int, str, list[dict[str, Any]]]:
+def describe_errors(exc: ValidationError, batch: bool) -> tuple[int, str, list[Any]]:
     """(status, one-line message naming the field, pydantic's error list) for a bad body."""
-    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    errors: list[Any] = exc.errors(include_url=False, include_context=False, include_input=False)
     first = errors[0]
     if first["type"] == "json_invalid":
         return 400, f"body is not valid JSON: {first['msg']}", errors
@@ -93,9 +93,12 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
         "/predict",
         response_model=PredictResponse,
         summary="Score one record, a list of records, or columns",
-        responses={400: {"description": "invalid JSON"}, 413: {"description": "batch too large"},
-                   422: {"description": "a field is wrong (named in `detail`)"},
-                   503: {"description": "no model loaded yet"}},
+        responses={
+            400: {"description": "invalid JSON"},
+            413: {"description": "batch too large"},
+            422: {"description": "a field is wrong (named in `detail`)"},
+            503: {"description": "no model loaded yet"},
+        },
     )
     async def predict(request: Request) -> Response:
         served = holder.current  # one read: this request uses this model throughout
@@ -111,15 +114,23 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
             return _error(503, "no model loaded yet", reason=holder.last_error)
         return ORJSONResponse(served.info.model_dump())
 
-    @app.post("/model", response_model=ModelInfo, summary="Serve another alias or version",
-              dependencies=[Depends(require_token)])
+    @app.post(
+        "/model",
+        response_model=ModelInfo,
+        summary="Serve another alias or version",
+        dependencies=[Depends(require_token)],
+    )
     async def assign_model(assign: ModelAssign) -> Response:
         if (assign.alias is None) == (assign.version is None):
             return _error(422, "give exactly one of 'alias' or 'version'")
         return await _swap(assign.alias, assign.version)
 
-    @app.post("/model/reload", response_model=ModelInfo, summary="Re-resolve MODEL_ALIAS",
-              dependencies=[Depends(require_token)])
+    @app.post(
+        "/model/reload",
+        response_model=ModelInfo,
+        summary="Re-resolve MODEL_ALIAS",
+        dependencies=[Depends(require_token)],
+    )
     async def reload_model() -> Response:
         return await _swap(settings.model_alias, None)
 
@@ -128,7 +139,9 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
             served = await run_in_threadpool(holder.swap, alias, version)
         except ModelUnavailable as exc:
             current = holder.current
-            return _error(exc.status, str(exc), serving=current.ref.model_dump() if current else None)
+            return _error(
+                exc.status, str(exc), serving=current.ref.model_dump() if current else None
+            )
         return ORJSONResponse(served.info.model_dump())
 
     @app.get("/health", response_model=Status, summary="Liveness: the process answers")
@@ -139,7 +152,10 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     async def ready() -> Response:
         served = holder.current
         if served is None:
-            return ORJSONResponse({"status": "not ready", "ready": False, "reason": holder.last_error}, status_code=503)
+            return ORJSONResponse(
+                {"status": "not ready", "ready": False, "reason": holder.last_error},
+                status_code=503,
+            )
         return ORJSONResponse({"status": "ready", "ready": True, "model": served.ref.model_dump()})
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
@@ -177,7 +193,10 @@ def score_body(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> Res
         if head == b"[":
             batch = True
             records = schemas.many.validate_json(body)
-            cols = {c: [getattr(r, c) for r in records] for c in (*schemas.categorical, *schemas.numeric)}
+            cols = {
+                c: [getattr(r, c) for r in records]
+                for c in (*schemas.categorical, *schemas.numeric)
+            }
             n = len(records)
         else:
             batch = False
@@ -191,7 +210,11 @@ def score_body(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> Res
                     return _error(422, "columns: every column must have the same length")
                 n = lengths.pop()
             else:
-                record = schemas.one.validate_json(body) if obj is None else schemas.one.validate_python(obj)
+                record = (
+                    schemas.one.validate_json(body)
+                    if obj is None
+                    else schemas.one.validate_python(obj)
+                )
                 cols = {c: [getattr(record, c)] for c in (*schemas.categorical, *schemas.numeric)}
                 n = 1
     except orjson.JSONDecodeError as exc:
@@ -204,14 +227,22 @@ def score_body(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> Res
     delayed = proba >= served.threshold
     metrics.predictions.labels(str(served.version)).inc(n)
     unknown = served.scorer.unknown_categories(cols)
-    warnings = [f"unknown {col} value(s) ignored by the encoder: {', '.join(v[:10])}" for col, v in unknown.items()]
+    warnings = [
+        f"unknown {col} value(s) ignored by the encoder: {', '.join(v[:10])}"
+        for col, v in unknown.items()
+    ]
     head_obj = {"model": served.ref.model_dump(), "threshold": served.threshold}
     if columnar:
         payload = {**head_obj, "probability": proba, "delayed": delayed, "warnings": warnings}
     else:
-        preds = [{"probability": p, "delayed": d} for p, d in zip(proba.tolist(), delayed.tolist(), strict=True)]
+        preds = [
+            {"probability": p, "delayed": d}
+            for p, d in zip(proba.tolist(), delayed.tolist(), strict=True)
+        ]
         payload = {**head_obj, "predictions": preds, "warnings": warnings}
-    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+    return Response(
+        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+    )
 
 
 def _install_dynamic_openapi(app: FastAPI, holder: ModelHolder) -> None:
@@ -223,7 +254,9 @@ def _install_dynamic_openapi(app: FastAPI, holder: ModelHolder) -> None:
         key = f"{served.name}:{served.version}" if served else "none"
         if cache.get("key") == key:
             return cache["schema"]  # type: ignore[no-any-return]
-        schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
         if served is not None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in (served.schemas.record, served.schemas.columns):
@@ -236,15 +269,24 @@ def _install_dynamic_openapi(app: FastAPI, holder: ModelHolder) -> None:
                 examples = {
                     "one record": {"value": served.example},
                     "a list": {"value": [served.example, served.example]},
-                    "columns": {"value": {"columns": {k: [v, v] for k, v in served.example.items()}}},
+                    "columns": {
+                        "value": {"columns": {k: [v, v] for k, v in served.example.items()}}
+                    },
                 }
             schema["paths"]["/predict"]["post"]["requestBody"] = {
                 "required": True,
-                "content": {"application/json": {
-                    "schema": {"oneOf": [record_ref, {"type": "array", "items": record_ref},
-                                         {"$ref": "#/components/schemas/FlightColumns"}]},
-                    "examples": examples,
-                }},
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [
+                                record_ref,
+                                {"type": "array", "items": record_ref},
+                                {"$ref": "#/components/schemas/FlightColumns"},
+                            ]
+                        },
+                        "examples": examples,
+                    }
+                },
             }
         cache.update(key=key, schema=schema)
         return schema

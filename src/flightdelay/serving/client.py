@@ -39,7 +39,8 @@ def records_from_split(path: Path, n: int) -> list[dict[str, Any]]:
     out = []
     for row in frame.to_dict("records"):
         rec: dict[str, Any] = {}
-        for k, v in row.items():
+        for key, v in row.items():
+            k = str(key)
             if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
                 rec[k] = None
             elif k in tp.numeric:
@@ -60,7 +61,12 @@ def run_demo(host: str, split: Path, out: Path, batch: int, token: str) -> int:
         ("GET", "/model", None, {}),
         ("POST", "/predict", records[0], {}),
         ("POST", "/predict", records[:batch], {}),
-        ("POST", "/predict", {"columns": {k: [r[k] for r in records[:batch]] for k in records[0]}}, {}),
+        (
+            "POST",
+            "/predict",
+            {"columns": {k: [r[k] for r in records[:batch]] for k in records[0]}},
+            {},
+        ),
         ("POST", "/predict", {**records[0], "carrier": 42}, {}),
         ("POST", "/model", {"alias": "challenger"}, auth),
         ("GET", "/model", None, {}),
@@ -76,12 +82,20 @@ def run_demo(host: str, split: Path, out: Path, batch: int, token: str) -> int:
                     answer: Any = r.json()
                 except ValueError:
                     answer = r.text
-                fh.write(json.dumps({
-                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                    "request": {"method": method, "path": path, "body": body},
-                    "response": {"status": r.status_code, "body": answer,
-                                 "ms": round(r.elapsed.total_seconds() * 1000, 2)},
-                }) + "\n")
+                fh.write(
+                    json.dumps(
+                        {
+                            "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                            "request": {"method": method, "path": path, "body": body},
+                            "response": {
+                                "status": r.status_code,
+                                "body": answer,
+                                "ms": round(r.elapsed.total_seconds() * 1000, 2),
+                            },
+                        }
+                    )
+                    + "\n"
+                )
     except httpx.HTTPError as exc:
         raise UserError(f"cannot reach the service at {host}: {exc}") from None
     return len(calls)

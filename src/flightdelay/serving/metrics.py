@@ -21,15 +21,24 @@ class ServiceMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("http_requests", "HTTP requests", ["method", "route", "status"], registry=r)
+        self.requests = Counter(
+            "http_requests", "HTTP requests", ["method", "route", "status"], registry=r
+        )
         self.latency = Histogram(
-            "http_request_duration_seconds", "Request latency", ["method", "route"], registry=r,
+            "http_request_duration_seconds",
+            "Request latency",
+            ["method", "route"],
+            registry=r,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
         )
         self.predictions = Counter("predictions", "Records scored", ["model_version"], registry=r)
         self.loads = Counter("model_loads", "Model load attempts", ["result"], registry=r)
-        self.swaps = Counter("model_swaps", "Model swaps after the first load", ["result"], registry=r)
-        self.version = Gauge("model_version", "Version of the model in memory (0 = none)", registry=r)
+        self.swaps = Counter(
+            "model_swaps", "Model swaps after the first load", ["result"], registry=r
+        )
+        self.version = Gauge(
+            "model_version", "Version of the model in memory (0 = none)", registry=r
+        )
 
     def on_model_event(self, event: str, ok: bool) -> None:
         """ModelHolder listener: count loads and swaps."""

@@ -57,9 +57,14 @@ def _iso(ms: int | None) -> str:
     return datetime.fromtimestamp((ms or 0) / 1000, UTC).isoformat(timespec="seconds")
 
 
-def load_served_model(settings: Settings, name: str, alias: str | None, version: int | None) -> ServedModel:
+def load_served_model(
+    settings: Settings, name: str, alias: str | None, version: int | None
+) -> ServedModel:
     """Resolve `alias` (or take `version`) in the registry, load it, compile and check it."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # The holder retries with its own bounded backoff: fail fast instead of MLflow's long retries.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     import mlflow.sklearn
     from mlflow.exceptions import MlflowException
     from mlflow.models import Model
@@ -76,12 +81,16 @@ def load_served_model(settings: Settings, name: str, alias: str | None, version:
         code = getattr(exc, "error_code", "")
         missing = code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND")
         what = f"version {version}" if version is not None else f"alias {alias!r}"
-        msg = f"model {name!r} {what} not found in the registry at {uri}" if missing else (
-            f"registry at {uri} unreachable or failing: {str(exc).splitlines()[0][:200]}"
+        msg = (
+            f"model {name!r} {what} not found in the registry at {uri}"
+            if missing
+            else (f"registry at {uri} unreachable or failing: {str(exc).splitlines()[0][:200]}")
         )
         raise ModelUnavailable(msg, 404 if missing else 503) from None
     except Exception as exc:  # network errors surface as requests/urllib3 exceptions
-        raise ModelUnavailable(f"registry at {uri} unreachable: {type(exc).__name__}: {exc}"[:300]) from None
+        raise ModelUnavailable(
+            f"registry at {uri} unreachable: {type(exc).__name__}: {exc}"[:300]
+        ) from None
 
     try:
         with tempfile.TemporaryDirectory(prefix="fd-model-") as tmp:
@@ -90,15 +99,21 @@ def load_served_model(settings: Settings, name: str, alias: str | None, version:
             )
             pipeline = mlflow.sklearn.load_model(local)
             meta = Model.load(local)
-            example_df = meta.load_input_example(local)
-        run = client.get_run(mv.run_id)
+            example_df: Any = meta.load_input_example(local)
+        run = client.get_run(str(mv.run_id))
     except Exception as exc:
         raise ModelUnavailable(
-            f"model {name!r} version {mv.version} could not be loaded: {type(exc).__name__}: {exc}"[:400], 422
+            f"model {name!r} version {mv.version} could not be loaded: {type(exc).__name__}: {exc}"[
+                :400
+            ],
+            422,
         ) from None
     if meta.signature is None:
         raise ModelUnavailable(f"model {name!r} version {mv.version} has no signature", 422)
-    inputs = [(c.name, str(c.type.name if hasattr(c.type, "name") else c.type)) for c in meta.signature.inputs.inputs]
+    inputs = [
+        (c.name, str(c.type.name if hasattr(c.type, "name") else c.type))
+        for c in meta.signature.inputs.inputs
+    ]
     categorical = [n for n, t in inputs if t == "string"]
     numeric = [n for n, t in inputs if t != "string"]
     try:
@@ -108,12 +123,21 @@ def load_served_model(settings: Settings, name: str, alias: str | None, version:
         schemas = build_request_schemas(inputs, nullable, settings.api_max_batch, example)
         if set(scorer.categorical) != set(categorical) or set(scorer.numeric) != set(numeric):
             raise ValueError("the pipeline's columns differ from the signature's")
-        check = scorer.score_columns({k: [v] for k, v in (example or {}).items()}, 1) if example else None
-        if check is not None and not (0.0 <= float(check[0]) <= 1.0) or (check is not None and np.isnan(check[0])):
+        check = (
+            scorer.score_columns({k: [v] for k, v in (example or {}).items()}, 1)
+            if example
+            else None
+        )
+        if (check is not None and not (0.0 <= float(check[0]) <= 1.0)) or (
+            check is not None and np.isnan(check[0])
+        ):
             raise ValueError(f"test prediction out of range: {check}")
     except Exception as exc:
         raise ModelUnavailable(
-            f"model {name!r} version {mv.version} failed its checks: {type(exc).__name__}: {exc}"[:400], 422
+            f"model {name!r} version {mv.version} failed its checks: {type(exc).__name__}: {exc}"[
+                :400
+            ],
+            422,
         ) from None
 
     params = dict(run.data.params)
@@ -124,7 +148,7 @@ def load_served_model(settings: Settings, name: str, alias: str | None, version:
         name=name,
         version=int(mv.version),
         alias=served_alias,
-        run_id=mv.run_id,
+        run_id=str(mv.run_id),
         scorer=scorer.kind,
         scorer_fallback_reason=reason,
         decision_threshold=threshold,
@@ -136,7 +160,18 @@ def load_served_model(settings: Settings, name: str, alias: str | None, version:
         params=params,
         inputs=dict(inputs),
     )
-    return ServedModel(name, int(mv.version), served_alias, mv.run_id, scorer, reason, threshold, schemas, info, example)
+    return ServedModel(
+        name,
+        int(mv.version),
+        served_alias,
+        str(mv.run_id),
+        scorer,
+        reason,
+        threshold,
+        schemas,
+        info,
+        example,
+    )
 
 
 def _nullable_categoricals(pipeline: Any, categorical: list[str]) -> set[str]:
@@ -145,7 +180,8 @@ def _nullable_categoricals(pipeline: Any, categorical: list[str]) -> set[str]:
         pre = pipeline.named_steps["preprocess"]
         enc, cols = next((e, c) for n, e, c in pre.transformers_ if n == "cat")
         return {
-            col for col, cats in zip(cols, enc.categories_, strict=True)
+            col
+            for col, cats in zip(cols, enc.categories_, strict=True)
             if any(c is None or (isinstance(c, float) and np.isnan(c)) for c in cats)
         }
     except Exception:
@@ -156,7 +192,10 @@ def _first_record(frame: Any) -> dict[str, Any] | None:
     if frame is None or len(frame) == 0:
         return None
     row = frame.iloc[0].to_dict()
-    return {k: (None if v is None or (isinstance(v, float) and np.isnan(v)) else v) for k, v in row.items()}
+    return {
+        k: (None if v is None or (isinstance(v, float) and np.isnan(v)) else v)
+        for k, v in row.items()
+    }
 
 
 class ModelHolder:
@@ -199,7 +238,13 @@ class ModelHolder:
             self.last_error = None
             if had_model:
                 self._emit("swap", True)
-            log.info("serving %s v%s (alias %s, scorer %s)", new.name, new.version, new.alias, new.scorer.kind)
+            log.info(
+                "serving %s v%s (alias %s, scorer %s)",
+                new.name,
+                new.version,
+                new.alias,
+                new.scorer.kind,
+            )
             return new
 
     def reload(self) -> ServedModel:

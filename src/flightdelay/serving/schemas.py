@@ -5,7 +5,7 @@ signature: one field per input column, `str` for categoricals, `float | None` fo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
@@ -46,13 +46,20 @@ def build_request_schemas(
             raise ValueError(f"signature column {name!r} has unsupported type {mtype!r}")
         record_fields[name] = (typ, Field(...))
         column_fields[name] = (list[typ], Field(..., min_length=1, max_length=max_batch))  # type: ignore[valid-type]
-    config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example]} if example else None)
+    config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [example]} if example else None
+    )
     record = create_model("FlightRecord", __config__=config, **record_fields)
     col_example = {"columns": {k: [v] for k, v in example.items()}} if example else None
-    columns_inner = create_model("FlightColumnsData", __config__=ConfigDict(extra="forbid"), **column_fields)
+    columns_inner = create_model(
+        "FlightColumnsData", __config__=ConfigDict(extra="forbid"), **column_fields
+    )
     columns = create_model(
         "FlightColumns",
-        __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [col_example]} if col_example else None),
+        __config__=ConfigDict(
+            extra="forbid",
+            json_schema_extra=cast(Any, {"examples": [col_example]} if col_example else None),
+        ),
         columns=(columns_inner, Field(...)),
     )
     many_type = Annotated[list[record], Field(min_length=1, max_length=max_batch)]  # type: ignore[valid-type]
@@ -94,7 +101,9 @@ class PredictResponse(BaseModel):
 class ModelAssign(BaseModel):
     """POST /model: serve another alias or a pinned version."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"alias": "challenger"}, {"version": 1}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"alias": "challenger"}, {"version": 1}]}
+    )
     alias: str | None = Field(default=None, min_length=1)
     version: int | None = Field(default=None, ge=1)
 

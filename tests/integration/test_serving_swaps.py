@@ -1,0 +1,101 @@
+"""A real uvicorn process: concurrent /predict traffic during repeated swaps never fails."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flightdelay.stack.pgcluster import free_port
+from tests.conftest import venv_env
+from tests.serving_fixtures import TOKEN, records, register_tiny, settings_for
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, list[int]]]:
+    settings = settings_for(tmp_path)
+    v1, _ = register_tiny(settings, c=1.0)
+    v2, _ = register_tiny(settings, c=0.01, alias="challenger")
+    port = free_port()
+    env = venv_env(
+        {
+            "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+            "MODEL_NAME": "tiny",
+            "API_TOKEN": TOKEN,
+            "API_POLL_SECONDS": "0",
+            "API_RETRY_MIN_SECONDS": "0.2",
+        }
+    )
+    proc = subprocess.Popen(
+        [
+            "uvicorn",
+            "flightdelay.serving.app:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            try:
+                if httpx.get(f"{url}/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            time.sleep(0.1)
+        yield url, [v1, v2]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def test_no_failed_request_during_swaps(server: tuple[str, list[int]]) -> None:
+    url, versions = server
+    recs = records(5)
+    stop = threading.Event()
+    results: list[tuple[int, int | None]] = []
+    lock = threading.Lock()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=url, timeout=10) as c:
+            while not stop.is_set():
+                r = c.post("/predict", json=recs)
+                version = r.json()["model"]["version"] if r.status_code == 200 else None
+                with lock:
+                    results.append((r.status_code, version))
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    swapped = []
+    with httpx.Client(
+        base_url=url, timeout=30, headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as admin:
+        for i in range(12):
+            target = versions[i % 2]
+            r = admin.post("/model", json={"version": target})
+            assert r.status_code == 200, r.text
+            swapped.append(r.json()["version"])
+            time.sleep(0.05)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(swapped) >= 10 and set(swapped) == set(versions)
+    assert len(results) > 100
+    assert all(status == 200 for status, _ in results), {s for s, _ in results}
+    assert {v for _, v in results} <= set(versions)

@@ -1,0 +1,111 @@
+"""Tiny real models, fitted in tmp_path and registered in a temporary MLflow SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from flightdelay.config import Settings, VariantParams
+from flightdelay.models import tracking
+from flightdelay.models.pipeline import build_pipeline
+
+CATEGORICAL = ["carrier", "origin"]
+NUMERIC = ["distance", "temp"]
+MODEL = "tiny"
+TOKEN = "test-token"
+
+
+def tiny_frame(rows: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Features with missing values in every column, and a label that depends on them."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "carrier": pd.Series(rng.choice(["AA", "UA", "DL", None], rows), dtype=object),
+            "origin": pd.Series(rng.choice(["EWR", "JFK", "LGA"], rows), dtype=object),
+            "distance": rng.normal(1000, 400, rows),
+            "temp": rng.normal(55, 15, rows),
+        }
+    )
+    frame.loc[rng.random(rows) < 0.1, "temp"] = np.nan
+    frame.loc[rng.random(rows) < 0.05, "distance"] = np.nan
+    signal = (frame["carrier"] == "UA") * 1.0 + frame["temp"].fillna(55) / 30
+    y = (signal + rng.normal(0, 0.7, rows) > 2.2).astype(int).to_numpy()
+    return frame, y
+
+
+def settings_for(tmp_path: Path, **overrides: object) -> Settings:
+    base: dict[str, object] = {
+        "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "mlflow_artifact_root": str(tmp_path / "mlruns"),
+        "model_name": MODEL,
+        "model_alias": "champion",
+        "api_token": TOKEN,
+        "api_retry_min_seconds": 0.2,
+        "api_retry_max_seconds": 0.5,
+        "api_poll_seconds": 0,
+        "api_max_batch": 50,
+    }
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+def register_tiny(
+    settings: Settings,
+    c: float = 1.0,
+    alias: str | None = "champion",
+    pipeline: object = None,
+    signature: bool = True,
+) -> tuple[int, object]:
+    """Fit (unless `pipeline` is given), log and register a tiny model -> (version, pipeline)."""
+    import mlflow
+
+    x, y = tiny_frame()
+    if pipeline is None:
+        variant = VariantParams(penalty="l2", C=c, solver="lbfgs", max_iter=200)
+        pipeline = build_pipeline(CATEGORICAL, NUMERIC, variant, 0).fit(x, y)
+    tracking.configure_tracking(settings)
+    exp = tracking.ensure_experiment("tiny", settings)
+    if signature:
+        run_id = tracking.log_pipeline_run(
+            pipeline,
+            x,
+            {"decision_threshold": 0.5, "C": c},
+            {"roc_auc": 0.7},
+            {"git_sha": "abc123", "data.train_md5": "d41d8"},
+            exp,
+        )
+    else:
+        with mlflow.start_run(experiment_id=exp) as run:
+            mlflow.sklearn.log_model(pipeline, name="model", serialization_format="cloudpickle")
+            run_id = run.info.run_id
+    version = tracking.register_run(run_id, MODEL)
+    if alias:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(settings.mlflow_tracking_uri).set_registered_model_alias(
+            MODEL, alias, str(version)
+        )
+    return version, pipeline
+
+
+def records(n: int, seed: int = 1) -> list[dict[str, object]]:
+    """JSON-ready records (None for missing)."""
+    frame, _ = tiny_frame(n, seed)
+    out = []
+    for row in frame.to_dict("records"):
+        out.append(
+            {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        )
+    return out
+
+
+def expected(pipeline: object, recs: list[dict[str, object]]) -> np.ndarray:
+    """The pipeline's own predict_proba for JSON records (missing categorical -> None)."""
+    frame = pd.DataFrame(index=range(len(recs)))
+    for c in CATEGORICAL:  # built from the records: pandas would turn None into NaN
+        frame[c] = pd.Series([r[c] for r in recs], dtype=object)
+    for c in NUMERIC:
+        frame[c] = np.array([np.nan if r[c] is None else r[c] for r in recs], dtype="float64")
+    return pipeline.predict_proba(frame)[:, 1]  # type: ignore[attr-defined, no-any-return]

@@ -1,0 +1,57 @@
+"""The compiled linear scorer equals predict_proba, including edge cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flightdelay.config import VariantParams
+from flightdelay.models.pipeline import build_pipeline
+from flightdelay.models.scorer import LinearScorer, build_scorer, compile_pipeline, probe_columns
+from tests.serving_fixtures import CATEGORICAL, NUMERIC, expected, records, tiny_frame
+
+
+@pytest.fixture(scope="module", params=[("l2", "lbfgs", None), ("l1", "saga", "balanced")])
+def pipeline(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    penalty, solver, cw = request.param
+    x, y = tiny_frame(600)
+    variant = VariantParams(penalty=penalty, C=0.5, solver=solver, max_iter=500, class_weight=cw)
+    return build_pipeline(CATEGORICAL, NUMERIC, variant, 0).fit(x, y)
+
+
+def score(scorer: LinearScorer, recs: list[dict[str, object]]) -> np.ndarray:
+    cols = {c: [r[c] for r in recs] for c in (*CATEGORICAL, *NUMERIC)}
+    return scorer.score_columns(cols, len(recs))
+
+
+def test_random_records_match(pipeline) -> None:  # type: ignore[no-untyped-def]
+    scorer = compile_pipeline(pipeline)
+    recs = records(500, seed=3)
+    np.testing.assert_allclose(score(scorer, recs), expected(pipeline, recs), atol=1e-12, rtol=0)
+
+
+def test_edge_cases_match(pipeline) -> None:  # type: ignore[no-untyped-def]
+    scorer = compile_pipeline(pipeline)
+    edge = [
+        {"carrier": None, "origin": None, "distance": None, "temp": None},  # everything missing
+        {"carrier": "ZZ", "origin": "XXX", "distance": 1e6, "temp": -80.0},  # unseen + extreme
+        {"carrier": "UA", "origin": "JFK", "distance": 0.0, "temp": None},
+    ]
+    np.testing.assert_allclose(score(scorer, edge), expected(pipeline, edge), atol=1e-12, rtol=0)
+    cols = {c: [r[c] for r in edge] for c in (*CATEGORICAL, *NUMERIC)}
+    assert scorer.unknown_categories(cols) == {"carrier": ["ZZ"], "origin": ["XXX"]}
+
+
+def test_nan_category_is_missing(pipeline) -> None:  # type: ignore[no-untyped-def]
+    scorer = compile_pipeline(pipeline)
+    base = {"carrier": None, "origin": "EWR", "distance": 100.0, "temp": 50.0}
+    as_nan = dict(base, carrier=float("nan"))
+    assert score(scorer, [as_nan])[0] == pytest.approx(score(scorer, [base])[0], abs=1e-15)
+
+
+def test_build_scorer_verifies_and_probes(pipeline) -> None:  # type: ignore[no-untyped-def]
+    x, _ = tiny_frame(5)
+    scorer, reason = build_scorer(pipeline, x, CATEGORICAL, NUMERIC)
+    assert scorer.kind == "linear" and reason is None
+    cols = probe_columns(compile_pipeline(pipeline), x, rows=50)
+    assert len(cols["carrier"]) == 55 and "__never_seen__" in cols["carrier"]
