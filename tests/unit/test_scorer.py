@@ -39,6 +39,8 @@ def test_edge_cases_match(pipeline) -> None:  # type: ignore[no-untyped-def]
     ]
     np.testing.assert_allclose(score(scorer, edge), expected(pipeline, edge), atol=1e-12, rtol=0)
     cols = {c: [r[c] for r in edge] for c in (*CATEGORICAL, *NUMERIC)}
+    # the plain-Python path used for small requests gives the same numbers
+    np.testing.assert_allclose(scorer.score_list(cols, 3), expected(pipeline, edge), atol=1e-12)
     assert scorer.unknown_categories(cols) == {"carrier": ["ZZ"], "origin": ["XXX"]}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -42,6 +43,8 @@ class Scorer(Protocol):
 
     def score_columns(self, columns: Columns, n: int) -> np.ndarray: ...
 
+    def score_list(self, columns: Columns, n: int) -> list[float]: ...
+
     def unknown_categories(self, columns: Columns) -> dict[str, list[str]]: ...
 
 
@@ -60,6 +63,34 @@ class LinearScorer:
     num_weights: np.ndarray  # coef / scale
     bias: float  # intercept - sum(coef * mean / scale)
     kind: str = field(default="linear")
+
+    SMALL = 16  # up to this many records, plain Python beats numpy's per-call overhead
+
+    @cached_property
+    def _plain(self) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        """The weights as Python floats: (column, weights, missing weight), (column, w, fill)."""
+        pairs = zip(self.categorical, self.cat_weights, strict=True)
+        cats = tuple((c, w, w.get(None, 0.0)) for c, w in pairs)
+        triples = zip(self.numeric, self.num_weights, self.num_fill, strict=True)
+        nums = tuple((c, float(w), float(f)) for c, w, f in triples)
+        return cats, nums
+
+    def score_list(self, columns: Columns, n: int) -> list[float]:
+        """Probabilities as a list: plain Python for a few records, vectorised otherwise."""
+        if n > self.SMALL:
+            return self.score_columns(columns, n).tolist()  # type: ignore[no-any-return]
+        cats, nums = self._plain
+        out = []
+        for i in range(n):
+            z = self.bias
+            for col, weights, miss in cats:
+                v = columns[col][i]
+                z += weights.get(v, 0.0) if v == v else miss
+            for col, w, fill in nums:
+                x = columns[col][i]
+                z += w * (fill if x is None or x != x else x)
+            out.append(1.0 / (1.0 + math.exp(-min(max(z, -700.0), 700.0))))
+        return out
 
     def score_columns(self, columns: Columns, n: int) -> np.ndarray:
         """Probabilities for `n` records given as one sequence per feature column."""
@@ -115,6 +146,9 @@ class SklearnScorer:
             values = [np.nan if v is None else v for v in columns[col]]
             frame[col] = np.asarray(values, dtype=np.float64)
         return np.asarray(self.pipeline.predict_proba(frame)[:, 1], dtype=np.float64)
+
+    def score_list(self, columns: Columns, n: int) -> list[float]:
+        return self.score_columns(columns, n).tolist()  # type: ignore[no-any-return]
 
     def unknown_categories(self, columns: Columns) -> dict[str, list[str]]:
         return {}

@@ -184,65 +184,63 @@ class _MetricsMiddleware:
         await self._app(scope, receive, send)
 
 
+def _is_columnar(exc: ValidationError) -> bool:
+    errors = exc.errors()
+    return any(e["type"] == "extra_forbidden" and tuple(e["loc"]) == ("columns",) for e in errors)
+
+
 def score_body(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> Response:
-    """Validate `body` against the model's schemas, score it, and build the response."""
+    """Validate `body` against the model's schemas, score it, and build the response.
+
+    Bodies: one record (object), a list of records, or `{"columns": {name: [values]}}`.
+    """
     schemas = served.schemas
+    names = schemas.names
     head = body.lstrip()[:1]
-    columnar = False
+    columnar = batch = False
     try:
         if head == b"[":
             batch = True
             records = schemas.many.validate_json(body)
-            cols = {
-                c: [getattr(r, c) for r in records]
-                for c in (*schemas.categorical, *schemas.numeric)
-            }
+            cols = {c: [getattr(r, c) for r in records] for c in names}
             n = len(records)
         else:
-            batch = False
-            obj = orjson.loads(body) if head == b"{" else None
-            if isinstance(obj, dict) and isinstance(obj.get("columns"), dict):
+            try:
+                record = schemas.one.validate_json(body)
+                cols = {c: [getattr(record, c)] for c in names}
+                n = 1
+            except ValidationError as exc:
+                if not _is_columnar(exc):
+                    raise
                 columnar = batch = True
-                data = schemas.cols.validate_python(obj).columns
-                cols = {c: getattr(data, c) for c in (*schemas.categorical, *schemas.numeric)}
+                data = schemas.cols.validate_json(body).columns
+                cols = {c: getattr(data, c) for c in names}
                 lengths = {len(v) for v in cols.values()}
                 if len(lengths) != 1:
                     return _error(422, "columns: every column must have the same length")
                 n = lengths.pop()
-            else:
-                record = (
-                    schemas.one.validate_json(body)
-                    if obj is None
-                    else schemas.one.validate_python(obj)
-                )
-                cols = {c: [getattr(record, c)] for c in (*schemas.categorical, *schemas.numeric)}
-                n = 1
-    except orjson.JSONDecodeError as exc:
-        return _error(400, f"body is not valid JSON: {exc}")
     except ValidationError as exc:
         status, message, errors = describe_errors(exc, batch)
         return ORJSONResponse({"detail": message, "errors": errors[:20]}, status_code=status)
 
-    proba = served.scorer.score_columns(cols, n)
-    delayed = proba >= served.threshold
-    metrics.predictions.labels(str(served.version)).inc(n)
+    proba = served.scorer.score_list(cols, n)
+    threshold = served.threshold
+    delayed = [p >= threshold for p in proba]
+    metrics.count_predictions(served.version, n)
     unknown = served.scorer.unknown_categories(cols)
     warnings = [
         f"unknown {col} value(s) ignored by the encoder: {', '.join(v[:10])}"
         for col, v in unknown.items()
     ]
-    head_obj = {"model": served.ref.model_dump(), "threshold": served.threshold}
+    payload: dict[str, Any] = {"model": served.ref_dict, "threshold": threshold}
     if columnar:
-        payload = {**head_obj, "probability": proba, "delayed": delayed, "warnings": warnings}
+        payload |= {"probability": proba, "delayed": delayed}
     else:
-        preds = [
-            {"probability": p, "delayed": d}
-            for p, d in zip(proba.tolist(), delayed.tolist(), strict=True)
+        payload["predictions"] = [
+            {"probability": p, "delayed": d} for p, d in zip(proba, delayed, strict=True)
         ]
-        payload = {**head_obj, "predictions": preds, "warnings": warnings}
-    return Response(
-        orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
-    )
+    payload["warnings"] = warnings
+    return Response(orjson.dumps(payload), media_type="application/json")
 
 
 def _install_dynamic_openapi(app: FastAPI, holder: ModelHolder) -> None:

@@ -39,6 +39,15 @@ class ServiceMetrics:
         self.version = Gauge(
             "model_version", "Version of the model in memory (0 = none)", registry=r
         )
+        self._pred_children: dict[int, Any] = {}
+        self._req_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def count_predictions(self, version: int, n: int) -> None:
+        """Add `n` scored records for model `version` (label children cached)."""
+        child = self._pred_children.get(version)
+        if child is None:
+            child = self._pred_children[version] = self.predictions.labels(str(version))
+        child.inc(n)
 
     def on_model_event(self, event: str, ok: bool) -> None:
         """ModelHolder listener: count loads and swaps."""
@@ -65,8 +74,14 @@ class ServiceMetrics:
             finally:
                 route = scope.get("route")
                 path = getattr(route, "path", None) or "unmatched"
-                method = scope.get("method", "GET")
-                self.requests.labels(method, path, str(status)).inc()
-                self.latency.labels(method, path).observe(time.perf_counter() - start)
+                key = (scope.get("method", "GET"), path, status)
+                children = self._req_children.get(key)
+                if children is None:  # labels() costs microseconds: resolve each child once
+                    children = self._req_children[key] = (
+                        self.requests.labels(key[0], path, str(status)),
+                        self.latency.labels(key[0], path),
+                    )
+                children[0].inc()
+                children[1].observe(time.perf_counter() - start)
 
         return wrapped

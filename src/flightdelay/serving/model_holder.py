@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,11 @@ class ServedModel:
     @property
     def ref(self) -> ModelRef:
         return ModelRef(name=self.name, version=self.version, alias=self.alias)
+
+    @cached_property
+    def ref_dict(self) -> dict[str, Any]:
+        """`ref` as a plain dict, built once (it goes into every response)."""
+        return self.ref.model_dump()
 
 
 def _iso(ms: int | None) -> str:

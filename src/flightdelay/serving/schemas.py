@@ -24,6 +24,11 @@ class RequestSchemas:
     categorical: tuple[str, ...]
     numeric: tuple[str, ...]
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every input column: categoricals, then numerics."""
+        return (*self.categorical, *self.numeric)
+
 
 def build_request_schemas(
     inputs: list[tuple[str, str]],
