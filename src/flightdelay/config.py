@@ -63,12 +63,16 @@ class Settings(BaseSettings):
     mlflow_tracking_username: str = "mlflow"
     mlflow_tracking_password: SecretStr = SecretStr("change-me-mlflow")
     pgadmin_port: int = 55050
+    seaweed_base_port: int = 58900  # SeaweedFS's internal master/volume/filer ports start here
     pgadmin_email: str = "admin@example.com"
     pgadmin_password: SecretStr = SecretStr("change-me-pgadmin")
     api_replica_ports: str = "8001,8002"
-    nginx_http_port: int = 8080
-    nginx_https_port: int = 8443
-    nginx_s3_port: int = 9000
+    nginx_http_port: int = 8080  # the API (both replicas, load balanced)
+    nginx_https_port: int = 8443  # the API over TLS (self-signed certificate)
+    nginx_mlflow_port: int = 5080  # MLflow UI + REST, basic auth
+    nginx_pgadmin_port: int = 5050  # pgAdmin
+    nginx_s3_port: int = 9000  # the S3 API
+    stack_start_timeout: float = 120.0
 
     def resolved_model_name(self) -> str:
         """The registered-model name: MODEL_NAME, else params.yaml `register.model_name`."""

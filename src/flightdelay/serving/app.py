@@ -6,6 +6,7 @@ GET /metrics, and the OpenAPI docs at /docs (the /predict schema follows the mod
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -184,9 +185,7 @@ class _MetricsMiddleware:
         await self._app(scope, receive, send)
 
 
-def _is_columnar(exc: ValidationError) -> bool:
-    errors = exc.errors()
-    return any(e["type"] == "extra_forbidden" and tuple(e["loc"]) == ("columns",) for e in errors)
+_COLUMNAR = re.compile(rb'^\s*\{\s*"columns"\s*:')
 
 
 def score_body(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> Response:
@@ -205,13 +204,11 @@ def score_body(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> Res
             cols = {c: [getattr(r, c) for r in records] for c in names}
             n = len(records)
         else:
-            try:
+            if not _COLUMNAR.match(body[:64]):
                 record = schemas.one.validate_json(body)
                 cols = {c: [getattr(record, c)] for c in names}
                 n = 1
-            except ValidationError as exc:
-                if not _is_columnar(exc):
-                    raise
+            else:
                 columnar = batch = True
                 data = schemas.cols.validate_json(body).columns
                 cols = {c: getattr(data, c) for c in names}
