@@ -53,7 +53,7 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("alembic", "botocore", "urllib3", "git", "matplotlib"):
+    for noisy in ("alembic", "botocore", "urllib3", "git", "matplotlib", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

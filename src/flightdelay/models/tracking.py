@@ -25,8 +25,17 @@ def configure_tracking(settings: Settings) -> None:
     import mlflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    export_credentials(settings)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
+
+
+def export_credentials(settings: Settings) -> None:
+    """For a tracking server, hand MLflow the basic-auth credentials from settings/.env
+    (MLflow itself reads only the process environment, not .env)."""
+    if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+        os.environ.setdefault("MLFLOW_TRACKING_USERNAME", settings.mlflow_tracking_username)
+        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", settings.mlflow_tracking_password.get_secret_value())
 
 
 def _is_local_store(uri: str) -> bool:

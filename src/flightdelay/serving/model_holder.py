@@ -76,6 +76,9 @@ def load_served_model(
     from mlflow.models import Model
     from mlflow.tracking import MlflowClient
 
+    from flightdelay.models.tracking import export_credentials
+
+    export_credentials(settings)
     uri = settings.mlflow_tracking_uri
     client = MlflowClient(uri, uri)
     try:
