@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     api_max_batch: int = 10_000
     api_retry_min_seconds: float = 1.0
     api_retry_max_seconds: float = 30.0
+    api_instance: str = ""  # x-served-by header; default host:pid
     api_poll_seconds: float = 30.0  # follow the alias: swap when it moves (0 = never)
     params_path: Path = Path("params.yaml")
 

@@ -6,8 +6,10 @@ GET /metrics, and the OpenAPI docs at /docs (the /predict schema follows the mod
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -59,7 +61,7 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     """Build the service. Nothing loads until start-up; the model loads in the background."""
     settings = settings or get_settings()
     holder = holder or ModelHolder(settings)
-    metrics = ServiceMetrics()
+    metrics = ServiceMetrics(instance=settings.api_instance or f"{socket.gethostname()}:{os.getpid()}")
     holder.listeners.append(metrics.on_model_event)
 
     @asynccontextmanager

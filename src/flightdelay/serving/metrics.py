@@ -18,7 +18,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class ServiceMetrics:
     """Requests and latency by route and status, predictions by model version, model events."""
 
-    def __init__(self) -> None:
+    def __init__(self, instance: str = "") -> None:
+        self.instance_header = (b"x-served-by", instance.encode())
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
@@ -67,6 +68,7 @@ class ServiceMetrics:
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = message["status"]
+                    message["headers"] = [*message.get("headers", []), self.instance_header]
                 await send(message)
 
             try:

@@ -209,7 +209,8 @@ def prepare(settings: Settings, layout: Layout) -> list[Service]:
             f"api{i}",
             [str(VENV_BIN / "uvicorn"), "flightdelay.serving.app:create_app", "--factory", "--host", "127.0.0.1",
              "--port", str(port), "--workers", "1", "--no-access-log"],
-            (lambda p=port: _http_ok(f"http://127.0.0.1:{p}/health")), api_env, directory=str(Path.cwd()),
+            (lambda p=port: _http_ok(f"http://127.0.0.1:{p}/health")), api_env | {"API_INSTANCE": f"api{i}"},
+            directory=str(Path.cwd()),
         ))
     services.append(Service(
         "nginx", [nginx, "-p", str(layout.nginx), "-c", str(layout.nginx / "nginx.conf"), "-g", "daemon off;"],
@@ -325,6 +326,7 @@ def up(settings: Settings) -> dict[str, float]:
         _ctl(layout, "reread")
         _ctl(layout, "update")
     timings: dict[str, float] = {}
+    configure_dvc_remote(settings)
     for service in services:
         t0 = time.monotonic()
         if not service.check():
@@ -451,3 +453,24 @@ def ensure_pgadmin(settings: Settings, layout: Layout) -> None:
         if proc.returncode != 0:
             raise UserError(f"pgadmin4-cli {args[0]} failed: {(proc.stdout + proc.stderr).strip()[-300:]}")
     marker.write_text("ok\n")
+
+
+def configure_dvc_remote(settings: Settings) -> bool:
+    """Point DVC's default remote at the stack's `dvc` bucket through nginx, entirely in the
+    git-ignored .dvc/config.local (credentials included). Returns False outside a DVC repo."""
+    if not Path(".dvc").is_dir():
+        return False
+    dvc = str(VENV_BIN / "dvc")
+    url = f"s3://{settings.s3_bucket_dvc}/flightdelay"
+    steps = [
+        ["remote", "add", "--local", "--force", "--default", "stack", url],
+        ["remote", "modify", "--local", "stack", "endpointurl", f"http://127.0.0.1:{settings.nginx_s3_port}"],
+        ["remote", "modify", "--local", "stack", "region", "us-east-1"],
+        ["remote", "modify", "--local", "stack", "access_key_id", settings.aws_access_key_id],
+        ["remote", "modify", "--local", "stack", "secret_access_key", settings.aws_secret_access_key.get_secret_value()],
+    ]
+    for args in steps:
+        proc = subprocess.run([dvc, *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise UserError(f"dvc {' '.join(args[:3])} failed: {proc.stderr.strip()[-200:]}")
+    return True
