@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     mlflow_artifact_root: str = "mlruns"
     model_name: str | None = None  # defaults to params.yaml register.model_name
     model_alias: str = "champion"
-    api_token: SecretStr = SecretStr("change-me")
+    api_token: SecretStr = SecretStr("change-me-api-token")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_workers: int = 1
@@ -48,6 +48,7 @@ class Settings(BaseSettings):
 
     # --- the stack (native processes or docker compose) ------------------------------------
     stack_dir: Path = Path(".stack")
+    stack_tools_dir: Path | None = None  # pgAdmin and SeaweedFS venvs; default STACK_DIR/tools
     postgres_user: str = "postgres"
     postgres_password: SecretStr = SecretStr("change-me-postgres")
     postgres_port: int = 55432

@@ -21,10 +21,12 @@ class Layout:
     """Where each service keeps its state, config and logs under STACK_DIR."""
 
     root: Path
+    tools: Path
 
     @classmethod
     def of(cls, settings: Settings) -> Layout:
-        return cls(settings.stack_dir.resolve())
+        root = settings.stack_dir.resolve()
+        return cls(root, (settings.stack_tools_dir or root / "tools").resolve())
 
     def __getattr__(self, name: str) -> Path:  # e.g. layout.pg, layout.nginx, layout.logs
         return self.root / name

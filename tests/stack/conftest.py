@@ -1,0 +1,92 @@
+"""The native stack, started for real once per test session on its own ports and state folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flightdelay.config import Settings
+from tests.conftest import ROOT, copy_repo, venv_env
+
+# Ports away from the defaults, so a developer's own stack can keep running.
+STACK_ENV = {
+    "STACK_DIR": str(ROOT / ".stack-test"),
+    "STACK_TOOLS_DIR": str(ROOT / ".stack" / "tools"),
+    "POSTGRES_PASSWORD": "pg-test-secret",
+    "POSTGRES_READONLY_PASSWORD": "reader-test-secret",
+    "AWS_SECRET_ACCESS_KEY": "s3-test-secret",
+    "MLFLOW_TRACKING_PASSWORD": "mlflow-test-secret",
+    "PGADMIN_PASSWORD": "pgadmin-test-secret",
+    "API_TOKEN": "api-test-token",
+    "POSTGRES_PORT": "56432",
+    "S3_PORT": "59333",
+    "SEAWEED_BASE_PORT": "59900",
+    "MLFLOW_PORT": "56000",
+    "PGADMIN_PORT": "56050",
+    "API_REPLICA_PORTS": "18001,18002",
+    "API_POLL_SECONDS": "2",
+    "NGINX_HTTP_PORT": "18080",
+    "NGINX_HTTPS_PORT": "18443",
+    "NGINX_MLFLOW_PORT": "15080",
+    "NGINX_PGADMIN_PORT": "15050",
+    "NGINX_S3_PORT": "19000",
+}
+
+
+def stack_settings() -> Settings:
+    return Settings(**{k.lower(): v for k, v in STACK_ENV.items()})  # type: ignore[arg-type]
+
+
+def flightdelay(*args: str, cwd: Path = ROOT, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    env = venv_env(STACK_ENV)
+    for var in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        env.pop(var, None)
+    proc = subprocess.run(["flightdelay", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert proc.returncode == 0, f"flightdelay {' '.join(args)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def stack_processes() -> list[str]:
+    """Command lines of processes that belong to the test stack."""
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    marks = (STACK_ENV["STACK_DIR"], ":18001", "18001", "56432", "59333", "56000")
+    return [line for line in out.splitlines() if any(m in line for m in marks) and "pytest" not in line
+            and not line.startswith("ps ")]
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Settings]:
+    """`flightdelay stack up` from nothing (state wiped first); `stack down` at the end."""
+    state = Path(STACK_ENV["STACK_DIR"])
+    flightdelay("stack", "down", check=False)
+    subprocess.run(["rm", "-rf", str(state)], check=True)
+    t0 = time.monotonic()
+    out = flightdelay("stack", "up").stdout
+    os.environ.setdefault("FD_TEST_STACK_UP_S", f"{time.monotonic() - t0:.1f}")
+    assert "stack is up" in out
+    try:
+        yield stack_settings()
+    finally:
+        flightdelay("stack", "down", check=False)
+
+
+def stack_client_env(settings: Settings) -> dict[str, str]:
+    from flightdelay.stack.render import client_env
+
+    return client_env(settings)
+
+
+@pytest.fixture(scope="session")
+def stack_repo(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh copy of the repo after `dvc repro` with the stack's settings (Postgres + MLflow server)."""
+    repo = copy_repo(tmp_path_factory.mktemp("stack-clone"))
+    env = venv_env(stack_client_env(stack) | {"DVC_SITE_CACHE_DIR": str(repo / ".dvc-site")})
+    proc = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return repo
