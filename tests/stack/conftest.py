@@ -43,9 +43,10 @@ def stack_settings() -> Settings:
 
 
 def flightdelay(*args: str, cwd: Path = ROOT, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    env = venv_env(STACK_ENV)
+    env = venv_env()
     for var in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         env.pop(var, None)
+    env.update(STACK_ENV)
     proc = subprocess.run(["flightdelay", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check:
         assert proc.returncode == 0, f"flightdelay {' '.join(args)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
