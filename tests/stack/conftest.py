@@ -42,14 +42,25 @@ def stack_settings() -> Settings:
     return Settings(**{k.lower(): v for k, v in STACK_ENV.items()})  # type: ignore[arg-type]
 
 
-def flightdelay(*args: str, cwd: Path = ROOT, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def flightdelay(
+    *args: str, cwd: Path = ROOT, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
     env = venv_env()
-    for var in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+    for var in (
+        "DATABASE_URL",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+    ):
         env.pop(var, None)
     env.update(STACK_ENV)
-    proc = subprocess.run(["flightdelay", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        ["flightdelay", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if check:
-        assert proc.returncode == 0, f"flightdelay {' '.join(args)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        assert proc.returncode == 0, (
+            f"flightdelay {' '.join(args)}:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return proc
 
 
@@ -57,8 +68,11 @@ def stack_processes() -> list[str]:
     """Command lines of processes that belong to the test stack."""
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     marks = (STACK_ENV["STACK_DIR"], ":18001", "18001", "56432", "59333", "56000")
-    return [line for line in out.splitlines() if any(m in line for m in marks) and "pytest" not in line
-            and not line.startswith("ps ")]
+    return [
+        line
+        for line in out.splitlines()
+        if any(m in line for m in marks) and "pytest" not in line and not line.startswith("ps ")
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -85,9 +99,11 @@ def stack_client_env(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def stack_repo(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh copy of the repo after `dvc repro` with the stack's settings (Postgres + MLflow server)."""
+    """A fresh repo copy after `dvc repro` with the stack's settings (Postgres + MLflow server)."""
     repo = copy_repo(tmp_path_factory.mktemp("stack-clone"))
     env = venv_env(stack_client_env(stack) | {"DVC_SITE_CACHE_DIR": str(repo / ".dvc-site")})
-    proc = subprocess.run(["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        ["dvc", "repro"], cwd=repo, env=env, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return repo

@@ -29,8 +29,12 @@ SHOTS = ROOT / "reports" / "screenshots"
 
 def mlflow_api(settings: Settings, path: str, **params: object) -> dict:  # type: ignore[type-arg]
     auth = (settings.mlflow_tracking_username, settings.mlflow_tracking_password.get_secret_value())
-    r = httpx.get(f"http://127.0.0.1:{settings.nginx_mlflow_port}/api/2.0/mlflow/{path}", params=params,  # type: ignore[arg-type]
-                  auth=auth, timeout=10)
+    r = httpx.get(
+        f"http://127.0.0.1:{settings.nginx_mlflow_port}/api/2.0/mlflow/{path}",
+        params=params,  # type: ignore[arg-type]
+        auth=auth,
+        timeout=10,
+    )
     r.raise_for_status()
     return r.json()  # type: ignore[no-any-return]
 
@@ -58,11 +62,16 @@ def test_repro_writes_to_the_stack(stack: Settings, stack_repo: Path) -> None:
         auth=(stack.mlflow_tracking_username, stack.mlflow_tracking_password.get_secret_value()),
     ).json()["runs"]
     assert sorted(r["info"]["run_name"] for r in runs) == ["lasso", "ridge"]
-    versions = mlflow_api(stack, "model-versions/search", filter="name='flightdelay'")["model_versions"]
+    versions = mlflow_api(stack, "model-versions/search", filter="name='flightdelay'")[
+        "model_versions"
+    ]
     assert len(versions) == 2
     model = mlflow_api(stack, "registered-models/get", name="flightdelay")["registered_model"]
     assert {a["alias"] for a in model["aliases"]} == {"champion", "challenger"}
-    keys = [o["Key"] for o in s3_client(stack).list_objects_v2(Bucket=stack.s3_bucket_mlflow)["Contents"]]  # type: ignore[attr-defined]
+    keys = [
+        o["Key"]
+        for o in s3_client(stack).list_objects_v2(Bucket=stack.s3_bucket_mlflow)["Contents"]
+    ]  # type: ignore[attr-defined]
     assert any(k.endswith("MLmodel") for k in keys) and any(k.endswith(".png") for k in keys)
     engine = create_engine(pg_url(stack, stack.postgres_features_db))
     with engine.connect() as conn:
@@ -80,7 +89,9 @@ def _wait_ready(url: str, version: int | None = None, timeout: float = 60) -> di
     raise AssertionError(f"{url} not ready: {r.text}")
 
 
-def test_predict_through_nginx_both_replicas_and_failover(stack: Settings, stack_repo: Path) -> None:
+def test_predict_through_nginx_both_replicas_and_failover(
+    stack: Settings, stack_repo: Path
+) -> None:
     champion = json.loads((stack_repo / "reports/registry.json").read_text())["aliases"]["champion"]
     for port in (18001, 18002):
         _wait_ready(f"http://127.0.0.1:{port}", champion)
@@ -95,9 +106,15 @@ def test_predict_through_nginx_both_replicas_and_failover(stack: Settings, stack
         served_by.add(r.headers["x-served-by"])
         versions.add(r.json()["model"]["version"])
     assert served_by == {"api1", "api2"} and versions == {champion}
-    tls = httpx.post(f"https://127.0.0.1:{stack.nginx_https_port}/predict", json=record, verify=False)
+    tls = httpx.post(
+        f"https://127.0.0.1:{stack.nginx_https_port}/predict", json=record, verify=False
+    )
     assert tls.status_code == 200
-    ctl = [str(ROOT / ".venv/bin/supervisorctl"), "-c", f"{STACK_ENV['STACK_DIR']}/supervisord.conf"]
+    ctl = [
+        str(ROOT / ".venv/bin/supervisorctl"),
+        "-c",
+        f"{STACK_ENV['STACK_DIR']}/supervisord.conf",
+    ]
     subprocess.run([*ctl, "stop", "api1"], check=True, capture_output=True)
     try:
         for _ in range(6):
@@ -108,13 +125,20 @@ def test_predict_through_nginx_both_replicas_and_failover(stack: Settings, stack
 
 
 def test_pgadmin_login_and_connect_without_password(stack: Settings) -> None:
-    with httpx.Client(base_url=f"http://127.0.0.1:{stack.nginx_pgadmin_port}", follow_redirects=True,
-                      timeout=30) as c:
+    with httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.nginx_pgadmin_port}", follow_redirects=True, timeout=30
+    ) as c:
         token = re.search(r'csrfToken["\']?\s*[:=]\s*["\']([^"\']+)', c.get("/login").text).group(1)  # type: ignore[union-attr]
         headers = {"X-pgA-CSRFToken": token}
-        r = c.post("/authenticate/login", headers=headers, data={
-            "csrf_token": token, "email": stack.pgadmin_email,
-            "password": stack.pgadmin_password.get_secret_value()})
+        r = c.post(
+            "/authenticate/login",
+            headers=headers,
+            data={
+                "csrf_token": token,
+                "email": stack.pgadmin_email,
+                "password": stack.pgadmin_password.get_secret_value(),
+            },
+        )
         assert r.status_code == 200 and r.url.path.startswith("/browser")
         groups = c.get("/browser/server_group/nodes/", headers=headers).json()["data"]
         gid = next(g["_id"] for g in groups if g["label"] == "flightdelay")
@@ -127,15 +151,31 @@ def test_pgadmin_login_and_connect_without_password(stack: Settings) -> None:
 def _chromium(url: str, screenshot: Path) -> str:
     chromium = shutil.which("chromium")
     assert chromium, "chromium missing: `make system-deps` installs it"
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-             "--window-size=1400,900", "--virtual-time-budget=30000"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,900",
+        "--virtual-time-budget=30000",
+    ]
     profile = screenshot.parent / f".chromium-{screenshot.stem}"
     shutil.rmtree(profile, ignore_errors=True)
-    dom = subprocess.run([chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", url],
-                         capture_output=True, text=True, timeout=120).stdout
-    subprocess.run([chromium, *flags, f"--user-data-dir={profile}", f"--screenshot={screenshot}", url],
-                   capture_output=True, timeout=120)
+    dom = subprocess.run(
+        [chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    subprocess.run(
+        [chromium, *flags, f"--user-data-dir={profile}", f"--screenshot={screenshot}", url],
+        capture_output=True,
+        timeout=120,
+    )
     shutil.rmtree(profile, ignore_errors=True)
     return dom
 
@@ -143,8 +183,12 @@ def _chromium(url: str, screenshot: Path) -> str:
 def test_mlflow_ui_shows_runs_and_champion(stack: Settings, stack_repo: Path) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     exp = mlflow_api(stack, "experiments/get-by-name", experiment_name="flightdelay")["experiment"]
-    base = f"http://127.0.0.1:{stack.mlflow_port}"  # the UI itself; nginx's basic auth is tested apart
-    dom = _chromium(f"{base}/#/experiments/{exp['experiment_id']}/runs", SHOTS / "mlflow-experiment.png")
+    base = (
+        f"http://127.0.0.1:{stack.mlflow_port}"  # the UI itself; nginx's basic auth is tested apart
+    )
+    dom = _chromium(
+        f"{base}/#/experiments/{exp['experiment_id']}/runs", SHOTS / "mlflow-experiment.png"
+    )
     assert "lasso" in dom and "ridge" in dom
     dom = _chromium(f"{base}/#/models/flightdelay", SHOTS / "mlflow-model.png")
     assert "champion" in dom and "challenger" in dom
@@ -179,18 +223,27 @@ def stack_repo_with_remote(stack: Settings, repo: Path) -> Path:
     return repo
 
 
-def test_dvc_push_then_pull_in_a_second_clone(stack: Settings, stack_repo: Path, tmp_path: Path) -> None:
+def test_dvc_push_then_pull_in_a_second_clone(
+    stack: Settings, stack_repo: Path, tmp_path: Path
+) -> None:
     repo = stack_repo_with_remote(stack, stack_repo)
     env = venv_env({"DVC_SITE_CACHE_DIR": str(tmp_path / "site")})
-    for cmd in (["git", "add", "dvc.lock"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock"],
-                ["dvc", "push"]):
+    for cmd in (
+        ["git", "add", "dvc.lock"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock"],
+        ["dvc", "push"],
+    ):
         subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
     clone = tmp_path / "second"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
     stack_repo_with_remote(stack, clone)
     proc = subprocess.run(["dvc", "pull"], cwd=clone, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    for rel in ("data/raw/flights.parquet", "data/processed/train.parquet", "data/processed/test.parquet"):
+    for rel in (
+        "data/raw/flights.parquet",
+        "data/processed/train.parquet",
+        "data/processed/test.parquet",
+    ):
         assert (clone / rel).read_bytes() == (repo / rel).read_bytes()
 
 

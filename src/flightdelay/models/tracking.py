@@ -35,7 +35,9 @@ def export_credentials(settings: Settings) -> None:
     (MLflow itself reads only the process environment, not .env)."""
     if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
         os.environ.setdefault("MLFLOW_TRACKING_USERNAME", settings.mlflow_tracking_username)
-        os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", settings.mlflow_tracking_password.get_secret_value())
+        os.environ.setdefault(
+            "MLFLOW_TRACKING_PASSWORD", settings.mlflow_tracking_password.get_secret_value()
+        )
 
 
 def _is_local_store(uri: str) -> bool:

@@ -61,7 +61,9 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
     """Build the service. Nothing loads until start-up; the model loads in the background."""
     settings = settings or get_settings()
     holder = holder or ModelHolder(settings)
-    metrics = ServiceMetrics(instance=settings.api_instance or f"{socket.gethostname()}:{os.getpid()}")
+    metrics = ServiceMetrics(
+        instance=settings.api_instance or f"{socket.gethostname()}:{os.getpid()}"
+    )
     holder.listeners.append(metrics.on_model_event)
 
     @asynccontextmanager

@@ -11,7 +11,9 @@ import typer
 
 def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
     """Mount the `stack` command group on the main CLI."""
-    stack = typer.Typer(help="The native stack (local processes under supervisord).", no_args_is_help=True)
+    stack = typer.Typer(
+        help="The native stack (local processes under supervisord).", no_args_is_help=True
+    )
 
     @stack.command("up")
     @user_errors

