@@ -43,7 +43,7 @@ def stack_settings() -> Settings:
 
 
 def flightdelay(
-    *args: str, cwd: Path = ROOT, check: bool = True, timeout: float = 900
+    *args: str, cwd: Path | None = None, check: bool = True, timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
     env = venv_env()
     for var in (

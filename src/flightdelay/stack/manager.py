@@ -465,8 +465,11 @@ def wait_for(service: Service, layout: Layout, timeout: float) -> float:
     raise UserError(f"{service.name} not healthy after {timeout:.0f}s; last log lines:\n{tail}")
 
 
-def up(settings: Settings) -> dict[str, float]:
-    """Start (or confirm) every service; returns seconds to healthy per service."""
+def up(settings: Settings, configure_dvc: bool = True) -> dict[str, float]:
+    """Start (or confirm) every service; returns seconds to healthy per service.
+
+    With `configure_dvc`, a DVC repo in the working directory gets the stack as its remote.
+    """
     layout = Layout.of(settings)
     services = prepare(settings, layout)
     if not _supervisord_running(layout):
@@ -481,7 +484,8 @@ def up(settings: Settings) -> dict[str, float]:
         _ctl(layout, "reread")
         _ctl(layout, "update")
     timings: dict[str, float] = {}
-    configure_dvc_remote(settings)
+    if configure_dvc:
+        configure_dvc_remote(settings)
     for service in services:
         t0 = time.monotonic()
         if not service.check():
