@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,10 @@ STACK_ENV = {
 }
 
 
+# Run stack commands outside any DVC repo, so a developer's .dvc/config.local stays untouched.
+NEUTRAL = Path(tempfile.gettempdir())
+
+
 def stack_settings() -> Settings:
     return Settings(**{k.lower(): v for k, v in STACK_ENV.items()})  # type: ignore[arg-type]
 
@@ -55,7 +60,7 @@ def flightdelay(
         env.pop(var, None)
     env.update(STACK_ENV)
     proc = subprocess.run(
-        ["flightdelay", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        ["flightdelay", *args], cwd=cwd or NEUTRAL, env=env, capture_output=True, text=True, timeout=timeout
     )
     if check:
         assert proc.returncode == 0, (
