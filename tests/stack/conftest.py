@@ -60,7 +60,12 @@ def flightdelay(
         env.pop(var, None)
     env.update(STACK_ENV)
     proc = subprocess.run(
-        ["flightdelay", *args], cwd=cwd or NEUTRAL, env=env, capture_output=True, text=True, timeout=timeout
+        ["flightdelay", *args],
+        cwd=cwd or NEUTRAL,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check:
         assert proc.returncode == 0, (
