@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -38,6 +39,16 @@ def wait_ready(client: TestClient, timeout: float = 20) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"not ready: {client.get('/ready').json()}")
+
+
+def first_failure(client: TestClient, timeout: float = 10) -> Any:
+    """/ready once the first load attempt has failed (its reason replaces the initial one)."""
+    ready = client.get("/ready")
+    end = time.monotonic() + timeout
+    while ready.json()["reason"] == "model not loaded yet" and time.monotonic() < end:
+        time.sleep(0.05)
+        ready = client.get("/ready")
+    return ready
 
 
 @pytest.fixture
@@ -120,11 +131,7 @@ def test_unknown_category_is_a_warning_not_an_error(served: tuple[TestClient, ob
 def test_start_without_model_then_ready_without_restart(settings: Settings) -> None:
     with TestClient(create_app(settings)) as client:
         assert client.get("/health").status_code == 200
-        ready = client.get("/ready")
-        end = time.monotonic() + 10
-        while ready.json()["reason"] == "model not loaded yet" and time.monotonic() < end:
-            time.sleep(0.05)
-            ready = client.get("/ready")
+        ready = first_failure(client)
         assert ready.status_code == 503 and "not found" in ready.json()["reason"]
         r = client.post("/predict", json=records(1)[0])
         assert r.status_code == 503 and r.json()["detail"] == "no model loaded yet"
@@ -137,11 +144,7 @@ def test_unreachable_registry_still_starts(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, mlflow_tracking_uri="http://127.0.0.1:9")
     with TestClient(create_app(settings)) as client:
         assert client.get("/health").status_code == 200
-        r = client.get("/ready")
-        end = time.monotonic() + 10
-        while r.json()["reason"] == "model not loaded yet" and time.monotonic() < end:
-            time.sleep(0.05)
-            r = client.get("/ready")
+        r = first_failure(client)
         assert r.status_code == 503 and "unreachable" in r.json()["reason"]
 
 

@@ -1,2 +1,0 @@
-292857e4
-{"lastIndex":4,"lastTerm":0,"peers":[{"name":"127.0.0.1:59950.59951","connectionString":"127.0.0.1:59951"}],"state":"eyJtYXhWb2x1bWVJZCI6MCwidG9wb2xvZ3lJZCI6IjlmZGFkYWM5LWRiNjAtNGU3MC1hZWI0LTIwZjE3Y2FkMDZhOSJ9","path":"/work/main/.stack-bench/s3/data/m59950/snapshot/0_4.ss"}
