@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import threading
 import time
@@ -99,3 +100,33 @@ def test_no_failed_request_during_swaps(server: tuple[str, list[int]]) -> None:
     assert len(results) > 100
     assert all(status == 200 for status, _ in results), {s for s, _ in results}
     assert {v for _, v in results} <= set(versions)
+
+
+def test_predict_cli_single_and_file(server: tuple[str, list[int]], tmp_path: Path) -> None:
+    url, _ = server
+    rec = records(1)[0]
+    env = venv_env()
+    one = subprocess.run(
+        ["flightdelay", "predict", "--host", url, "--record", json.dumps(rec)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert one.returncode == 0, one.stderr
+    assert len(json.loads(one.stdout)["predictions"]) == 1
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps(records(7)))
+    many = subprocess.run(
+        ["flightdelay", "predict", "--host", url, "--file", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert many.returncode == 0 and len(json.loads(many.stdout)["predictions"]) == 7
+    bad = subprocess.run(
+        ["flightdelay", "predict", "--host", url, "--record", json.dumps(rec | {"x": 1})],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 1 and "field 'x'" in bad.stdout
