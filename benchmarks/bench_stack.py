@@ -53,7 +53,8 @@ def rss_mb(pid: int) -> float:
 
 
 def main() -> None:
-    state = ROOT / ".stack-bench"
+    os.chdir(ROOT)  # the API replicas run here (params.yaml)
+    state = ROOT / ".stack" / "bench"  # git-ignored, like every stack state folder
     settings = Settings(stack_dir=state, stack_tools_dir=ROOT / ".stack" / "tools", **PORTS)  # type: ignore[arg-type]
     manager.down(settings)
     shutil.rmtree(state, ignore_errors=True)

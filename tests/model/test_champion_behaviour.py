@@ -16,11 +16,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def champion(reproduced_repo: Path):  # type: ignore[no-untyped-def]
-    mlflow.set_tracking_uri(f"sqlite:///{reproduced_repo / 'mlflow.db'}")
-    try:
-        yield mlflow.sklearn.load_model("models:/flightdelay@champion")
-    finally:
-        mlflow.set_tracking_uri(None)
+    uri = f"sqlite:///{reproduced_repo / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)  # other tests may have pointed the registry elsewhere
+    return mlflow.sklearn.load_model("models:/flightdelay@champion")
 
 
 @pytest.fixture(scope="module")

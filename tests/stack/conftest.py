@@ -39,8 +39,16 @@ STACK_ENV = {
 }
 
 
-# Run stack commands outside any DVC repo, so a developer's .dvc/config.local stays untouched.
-NEUTRAL = Path(tempfile.gettempdir())
+# Stack commands run in a folder of their own holding only params.yaml: outside any DVC repo (a
+# developer's .dvc/config.local stays untouched) and away from a developer's .env.
+WORKDIR = Path(tempfile.gettempdir()) / "flightdelay-stack-test-cwd"
+
+
+def workdir() -> Path:
+    """The folder stack commands (and so the API replicas) run in."""
+    WORKDIR.mkdir(exist_ok=True)
+    (WORKDIR / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    return WORKDIR
 
 
 def stack_settings() -> Settings:
@@ -61,7 +69,7 @@ def flightdelay(
     env.update(STACK_ENV)
     proc = subprocess.run(
         ["flightdelay", *args],
-        cwd=cwd or NEUTRAL,
+        cwd=cwd or workdir(),
         env=env,
         capture_output=True,
         text=True,

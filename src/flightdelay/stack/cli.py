@@ -55,8 +55,15 @@ def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
 
     @stack.command("env")
     @user_errors
-    def env(as_json: bool = typer.Option(False, "--json")) -> None:
+    def env(
+        as_json: bool = typer.Option(False, "--json", help="One JSON object."),
+        export: bool = typer.Option(
+            False, "--export", help='Shell `export` lines: eval "$(flightdelay stack env --export)"'
+        ),
+    ) -> None:
         """Print the settings that point `dvc repro` and the API at the stack (for .env)."""
+        import shlex
+
         from flightdelay.config import get_settings
         from flightdelay.stack.render import client_env
 
@@ -65,7 +72,7 @@ def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
             print(json.dumps(values))
         else:
             for key, value in values.items():
-                print(f"{key}={value}")
+                print(f"export {key}={shlex.quote(value)}" if export else f"{key}={value}")
 
     @stack.command("doctor")
     @user_errors

@@ -384,7 +384,7 @@ def supervisor_conf(layout: Layout, services: list[Service]) -> str:
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
     ]
     for s in services:
-        env = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(s.env.items()))
+        env = ",".join(f"{k}={_env_value(v)}" for k, v in sorted(s.env.items()))
         lines += [
             "",
             f"[program:{s.name}]",
@@ -410,8 +410,12 @@ def supervisor_conf(layout: Layout, services: list[Service]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _escape(value: str) -> str:
-    return value.replace("%", "%%").replace('"', '\\"')
+def _env_value(value: str) -> str:
+    """A value for supervisord's `environment=` (quoted; its parser knows no escapes)."""
+    quote = "'" if '"' in value else '"'
+    if quote in value:
+        raise UserError("a stack setting holds both ' and \": use at most one kind of quote")
+    return quote + value.replace("%", "%%") + quote
 
 
 def _quote(arg: str) -> str:

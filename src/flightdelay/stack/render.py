@@ -12,6 +12,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from flightdelay.config import Settings
 
@@ -63,8 +64,8 @@ def seaweed_ports(settings: Settings) -> dict[str, int]:
 
 
 def pg_url(settings: Settings, db: str, driver: str = "postgresql+psycopg2") -> str:
-    """The SQLAlchemy URL of one stack database (as the owner role)."""
-    pw = settings.postgres_password.get_secret_value()
+    """The SQLAlchemy URL of one stack database (as the owner role; the password URL-quoted)."""
+    pw = quote(settings.postgres_password.get_secret_value(), safe="")
     return f"{driver}://{settings.postgres_user}:{pw}@127.0.0.1:{settings.postgres_port}/{db}"
 
 
@@ -239,6 +240,7 @@ def pgadmin_servers(settings: Settings, host: str = "127.0.0.1", port: int | Non
 def pgpass(settings: Settings, host: str = "127.0.0.1", port: int | None = None) -> str:
     """The passfile pgAdmin reads (host:port:db:user:password)."""
     pw = settings.postgres_readonly_password.get_secret_value()
+    pw = pw.replace("\\", "\\\\").replace(":", "\\:")  # the passfile's own escaping
     return f"{host}:{port or settings.postgres_port}:*:{settings.postgres_readonly_user}:{pw}\n"
 
 
