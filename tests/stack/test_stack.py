@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -49,8 +48,12 @@ def test_stack_up_from_nothing_all_healthy(stack: Settings) -> None:
 
 
 def test_api_waits_for_a_model(stack: Settings) -> None:
+    """Before the first repro the replicas are up but not ready; they load the champion by
+    themselves once it exists (test_predict_through_nginx_... waits for exactly that)."""
+    for port in (18001, 18002):
+        assert httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200
     r = httpx.get(f"http://127.0.0.1:{stack.nginx_http_port}/ready")
-    assert r.status_code in (200, 503)  # 503 until the first repro registers a champion
+    assert r.status_code == 503 and r.json()["ready"] is False, r.text
 
 
 def test_repro_writes_to_the_stack(stack: Settings, stack_repo: Path) -> None:
@@ -148,50 +151,29 @@ def test_pgadmin_login_and_connect_without_password(stack: Settings) -> None:
         assert r.json()["info"] == "Server connected.", r.text[:300]
 
 
-def _chromium(url: str, screenshot: Path) -> str:
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium missing: `make system-deps` installs it"
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,900",
-        "--virtual-time-budget=30000",
-    ]
-    profile = screenshot.parent / f".chromium-{screenshot.stem}"
-    shutil.rmtree(profile, ignore_errors=True)
-    dom = subprocess.run(
-        [chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", url],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
-    subprocess.run(
-        [chromium, *flags, f"--user-data-dir={profile}", f"--screenshot={screenshot}", url],
-        capture_output=True,
-        timeout=120,
-    )
-    shutil.rmtree(profile, ignore_errors=True)
-    return dom
-
-
 def test_mlflow_ui_shows_runs_and_champion(stack: Settings, stack_repo: Path) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    """The UI as a user opens it: through nginx, with the basic-auth credentials."""
+    import base64
+
+    from tests.stack.browser import render
+
     exp = mlflow_api(stack, "experiments/get-by-name", experiment_name="flightdelay")["experiment"]
-    base = (
-        f"http://127.0.0.1:{stack.mlflow_port}"  # the UI itself; nginx's basic auth is tested apart
+    base = f"http://127.0.0.1:{stack.nginx_mlflow_port}"
+    password = stack.mlflow_tracking_password.get_secret_value()
+    token = base64.b64encode(f"{stack.mlflow_tracking_username}:{password}".encode()).decode()
+    auth = {"Authorization": f"Basic {token}"}
+    text, dom = render(
+        f"{base}/#/experiments/{exp['experiment_id']}/runs",
+        auth,
+        ["lasso", "ridge"],
+        SHOTS / "mlflow-experiment.png",
     )
-    dom = _chromium(
-        f"{base}/#/experiments/{exp['experiment_id']}/runs", SHOTS / "mlflow-experiment.png"
+    assert "lasso" in text and "ridge" in text, text[:500]
+    assert "flightdelay" in dom
+    text, _ = render(
+        f"{base}/#/models/flightdelay", auth, ["champion", "challenger"], SHOTS / "mlflow-model.png"
     )
-    assert "lasso" in dom and "ridge" in dom
-    dom = _chromium(f"{base}/#/models/flightdelay", SHOTS / "mlflow-model.png")
-    assert "champion" in dom and "challenger" in dom
+    assert "champion" in text and "challenger" in text, text[:500]
     assert (SHOTS / "mlflow-model.png").stat().st_size > 10_000
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import httpx
 
 from flightdelay.config import Settings
-from flightdelay.stack.manager import s3_client
+from flightdelay.stack.manager import VENV_BIN, s3_client
 from flightdelay.stack.render import pg_url
 
 
@@ -106,7 +106,7 @@ def run_checks(settings: Settings) -> list[Check]:
 
     def dvc_remote() -> str:
         out = subprocess.run(
-            ["dvc", "remote", "list"], capture_output=True, text=True, check=True
+            [str(VENV_BIN / "dvc"), "remote", "list"], capture_output=True, text=True, check=True
         ).stdout
         if f"s3://{settings.s3_bucket_dvc}" not in out:
             raise RuntimeError("no remote on the dvc bucket")

@@ -8,15 +8,19 @@ timeout it prints the failing service's log tail and raises). `down` stops them 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
+import xmlrpc.client
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -53,6 +57,7 @@ class Service:
     user: str | None = None
     stopsignal: str = "TERM"
     directory: str | None = None
+    ports: tuple[tuple[str, int], ...] = ()  # (setting, port) it listens on
 
 
 def _http_ok(url: str, ok: tuple[int, ...] = (200,), **kw: object) -> bool:
@@ -226,7 +231,7 @@ def prepare(settings: Settings, layout: Layout) -> list[Service]:
     _write(layout.pgadmin / "config_distro.py", pgadmin_config(settings, layout))
     _write(layout.pgadmin / "servers.json", pgadmin_servers(settings))
     nginx = nginx_binary()
-    pgadmin = _tool_venv(layout, "pgadmin", "pgadmin4", "pgadmin4")
+    pgadmin = _tool_venv(layout, "pgadmin", "pgadmin4==9.18", "pgadmin4")
     ensure_pgadmin(settings, layout)
     s3_kind, s3_cmd = s3_command(settings, layout)
     log.info("S3 server: %s", s3_kind)
@@ -268,8 +273,18 @@ def prepare(settings: Settings, layout: Layout) -> list[Service]:
             {},
             user="postgres" if os.geteuid() == 0 else None,
             stopsignal="INT",
+            ports=(("POSTGRES_PORT", settings.postgres_port),),
         ),
-        Service("s3", s3_cmd, lambda: _http_ok(f"{s3_url}/", ok=(200, 403)), base_env),
+        Service(
+            "s3",
+            s3_cmd,
+            lambda: _http_ok(f"{s3_url}/", ok=(200, 403)),
+            base_env | _config_env(layout.s3 / "s3.json"),
+            ports=(
+                ("S3_PORT", settings.s3_port),
+                *(("SEAWEED_BASE_PORT", p) for p in seaweed_ports(settings).values()),
+            ),
+        ),
         Service(
             "mlflow",
             [
@@ -289,12 +304,16 @@ def prepare(settings: Settings, layout: Layout) -> list[Service]:
             ],
             lambda: _http_ok(f"http://127.0.0.1:{settings.mlflow_port}/health"),
             mlflow_env,
+            ports=(("MLFLOW_PORT", settings.mlflow_port),),
         ),
         Service(
             "pgadmin",
             [str(pgadmin)],
             lambda: _http_ok(f"http://127.0.0.1:{settings.pgadmin_port}/misc/ping"),
-            base_env | {"CONFIG_DISTRO_FILE_PATH": str(layout.pgadmin / "config_distro.py")},
+            base_env
+            | _config_env(layout.pgadmin / "config_distro.py")
+            | {"CONFIG_DISTRO_FILE_PATH": str(layout.pgadmin / "config_distro.py")},
+            ports=(("PGADMIN_PORT", settings.pgadmin_port),),
         ),
     ]
     for i, port in enumerate(api_ports(settings), start=1):
@@ -316,6 +335,7 @@ def prepare(settings: Settings, layout: Layout) -> list[Service]:
                 _health_check(f"http://127.0.0.1:{port}/health"),
                 api_env | {"API_INSTANCE": f"api{i}"},
                 directory=str(Path.cwd()),
+                ports=(("API_REPLICA_PORTS", port),),
             )
         )
     services.append(
@@ -331,12 +351,23 @@ def prepare(settings: Settings, layout: Layout) -> list[Service]:
                 "daemon off;",
             ],
             lambda: _http_ok(f"http://127.0.0.1:{settings.nginx_http_port}/health"),
-            base_env,
+            base_env | _config_env(layout.nginx / "nginx.conf", layout.nginx / "tls.crt"),
             stopsignal="QUIT",
+            ports=tuple(
+                (f"NGINX_{k.upper()}_PORT", getattr(settings, f"nginx_{k}_port"))
+                for k in ("http", "https", "mlflow", "pgadmin", "s3")
+            ),
         )
     )
     _write(layout.supervisor_conf, supervisor_conf(layout, services))
     return services
+
+
+def _config_env(*files: Path) -> dict[str, str]:
+    """A digest of the config files a service reads at start, put in its environment: when a file
+    changes, its supervisor entry changes too, and `supervisorctl update` restarts it."""
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:16]
+    return {"STACK_CONFIG_SHA256": digest}
 
 
 def _health_check(url: str) -> Callable[[], bool]:
@@ -458,12 +489,75 @@ def _tail(path: Path, lines: int = 25) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def wait_for(service: Service, layout: Layout, timeout: float) -> float:
-    """Seconds until `service` passed its check; UserError with its log tail on timeout."""
+def _rpc(layout: Layout) -> Any:
+    """supervisord's XML-RPC interface over its unix socket (what supervisorctl talks to)."""
+    from supervisor.xmlrpc import SupervisorTransport
+
+    transport = SupervisorTransport(None, None, f"unix://{layout.root}/supervisor.sock")
+    return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+
+def _process(layout: Layout, name: str) -> dict[str, Any]:
+    """supervisord's view of one program: statename (RUNNING, BACKOFF, FATAL, ...), pid, ..."""
+    try:
+        return dict(_rpc(layout).getProcessInfo(name))
+    except (OSError, xmlrpc.client.Error):
+        return {"statename": "UNKNOWN", "pid": 0}
+
+
+def _state(layout: Layout, name: str) -> str:
+    """The supervisor state of one program."""
+    return str(_process(layout, name)["statename"])
+
+
+def _port_free(port: int) -> bool:
+    """Nothing listens on 127.0.0.1:`port` (a socket in TIME_WAIT does not count)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def start(service: Service, layout: Layout) -> None:
+    """Ask supervisord to start `service` (without waiting); UserError when a port is taken."""
+    for setting, port in service.ports:
+        if not _port_free(port):
+            raise UserError(
+                f"{service.name}: port {port} ({setting}) is already in use by another process;"
+                f" stop it or change {setting} in .env"
+            )
+    try:
+        _rpc(layout).startProcess(service.name, False)
+    except xmlrpc.client.Fault as fault:
+        if "ALREADY_STARTED" not in fault.faultString:
+            raise UserError(
+                f"supervisord could not start {service.name}: {fault.faultString}"
+            ) from None
+
+
+def wait_for(service: Service, layout: Layout, timeout: float, max_restarts: int = 3) -> float:
+    """Seconds until `service` passed its check. UserError with its log tail on timeout, or
+    sooner when it keeps exiting (restarted more than `max_restarts` times, or given up on)."""
     t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
+    next_look = t0 + 1
+    pids: set[int] = set()
+    while (now := time.monotonic()) - t0 < timeout:
         if service.check():
             return time.monotonic() - t0
+        if now >= next_look:  # a server that exits at start must not look like a slow start
+            next_look = now + 1
+            info = _process(layout, service.name)
+            pids.add(int(info.get("pid") or 0))
+            restarts = len(pids - {0}) - 1
+            if info["statename"] in ("FATAL", "STOPPED") or restarts > max_restarts:
+                tail = _tail(layout.logs / f"{service.name}.log")
+                raise UserError(
+                    f"{service.name} keeps exiting ({info['statename']}, restarted"
+                    f" {max(restarts, 0)} times); last log lines:\n{tail}"
+                )
         time.sleep(0.2)
     tail = _tail(layout.logs / f"{service.name}.log")
     raise UserError(f"{service.name} not healthy after {timeout:.0f}s; last log lines:\n{tail}")
@@ -492,14 +586,22 @@ def up(settings: Settings, configure_dvc: bool = True) -> dict[str, float]:
         configure_dvc_remote(settings)
     for service in services:
         t0 = time.monotonic()
-        if not service.check():
-            _ctl(layout, "start", service.name, check=False)
-            wait_for(service, layout, settings.stack_start_timeout)
+        if _state(layout, service.name) not in ("RUNNING", "STARTING", "BACKOFF"):
+            start(service, layout)
+        wait_for(service, layout, settings.stack_start_timeout)
         timings[service.name] = round(time.monotonic() - t0, 2)
-        if service.name == "postgres":
-            ensure_databases(settings)
-        elif service.name == "s3":
-            ensure_buckets(settings)
+        try:
+            if service.name == "postgres":
+                ensure_databases(settings)
+            elif service.name == "s3":
+                ensure_buckets(settings)
+        except UserError:
+            raise
+        except Exception as exc:  # a driver's error: one readable line, not a traceback
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            raise UserError(
+                f"setting up {service.name} failed: {type(exc).__name__}: {first}"
+            ) from None
     return timings
 
 

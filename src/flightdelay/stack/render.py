@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from flightdelay.config import Settings
+from flightdelay.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,16 @@ class Layout:
 
 
 def api_ports(settings: Settings) -> list[int]:
-    """The API replicas' internal ports."""
-    return [int(p) for p in settings.api_replica_ports.split(",") if p.strip()]
+    """The API replicas' internal ports (API_REPLICA_PORTS, comma-separated)."""
+    try:
+        ports = [int(p) for p in settings.api_replica_ports.split(",") if p.strip()]
+    except ValueError:
+        ports = []
+    if not ports or not all(0 < p < 65536 for p in ports):
+        raise UserError(
+            f"API_REPLICA_PORTS={settings.api_replica_ports!r}: expected ports like 8001,8002"
+        )
+    return ports
 
 
 def seaweed_ports(settings: Settings) -> dict[str, int]:
