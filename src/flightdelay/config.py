@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_workers: int = 1
     api_max_batch: int = 10_000
+    api_max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)  # /predict: 413 beyond
     api_retry_min_seconds: float = 1.0
     api_retry_max_seconds: float = 30.0
     api_instance: str = ""  # x-served-by header; default host:pid

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,6 +121,18 @@ def test_bad_bodies_are_4xx_never_500(served: tuple[TestClient, object]) -> None
     assert client.post("/predict", json={"columns": cols}).status_code == 422
 
 
+def test_body_over_the_size_limit_is_413_and_read_no_further(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, api_max_body_bytes=2_000)
+    register_tiny(settings)
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        small, big = records(3), records(40)
+        assert client.post("/predict", json=small).status_code == 200
+        r = client.post("/predict", json=big)
+        assert r.status_code == 413 and "API_MAX_BODY_BYTES" in r.json()["detail"], r.text
+        assert client.post("/predict", json=small).status_code == 200  # still serving
+
+
 def test_unknown_category_is_a_warning_not_an_error(served: tuple[TestClient, object]) -> None:
     client, pipeline = served
     rec = records(1)[0] | {"carrier": "ZZ"}
@@ -234,6 +248,21 @@ def test_metrics_expose_counters(served: tuple[TestClient, object]) -> None:
     assert 'predictions_total{model_version="1"} 3.0' in text
     assert 'model_loads_total{result="ok"} 1.0' in text
     assert "http_request_duration_seconds_bucket" in text and "model_version 1.0" in text
+    # every request lands in the latency histogram once (wait_ready's /ready calls included)
+    count = re.search(
+        r'http_request_duration_seconds_count\{method="POST",route="/predict"\} (\S+)', text
+    )
+    assert count is not None and float(count.group(1)) == 2.0
+    assert (
+        'http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/predict"} 2.0' in text
+    )
+
+
+def test_first_load_leaves_the_garbage_collector_on(served: tuple[TestClient, object]) -> None:
+    """The first load runs with the cyclic GC paused (start-up speed); it must come back on."""
+    client, _ = served
+    assert client.get("/ready").status_code == 200
+    assert gc.isenabled() and gc.get_freeze_count() > 0
 
 
 def test_openapi_shows_the_model_fields(served: tuple[TestClient, object]) -> None:

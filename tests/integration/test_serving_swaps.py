@@ -130,3 +130,21 @@ def test_predict_cli_single_and_file(server: tuple[str, list[int]], tmp_path: Pa
         text=True,
     )
     assert bad.returncode == 1 and "field 'x'" in bad.stdout
+
+
+def test_chunked_body_scores_like_a_plain_one(server: tuple[str, list[int]]) -> None:
+    """A body that arrives in several pieces (chunked transfer) is read whole."""
+    url, _ = server
+    recs = records(30)
+    raw = json.dumps(recs).encode()
+
+    def pieces() -> Iterator[bytes]:
+        for i in range(0, len(raw), 97):
+            yield raw[i : i + 97]
+
+    headers = {"Content-Type": "application/json"}
+    plain = httpx.post(f"{url}/predict", content=raw, headers=headers)
+    chunked = httpx.post(f"{url}/predict", content=pieces(), headers=headers)
+    assert plain.status_code == chunked.status_code == 200, chunked.text
+    assert chunked.json()["predictions"] == plain.json()["predictions"]
+    assert len(chunked.json()["predictions"]) == 30

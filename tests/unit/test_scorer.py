@@ -7,7 +7,13 @@ import pytest
 
 from flightdelay.config import VariantParams
 from flightdelay.models.pipeline import build_pipeline
-from flightdelay.models.scorer import LinearScorer, build_scorer, compile_pipeline, probe_columns
+from flightdelay.models.scorer import (
+    LinearScorer,
+    NotCompilable,
+    build_scorer,
+    compile_pipeline,
+    probe_columns,
+)
 from tests.serving_fixtures import CATEGORICAL, NUMERIC, expected, records, tiny_frame
 
 
@@ -57,3 +63,32 @@ def test_build_scorer_verifies_and_probes(pipeline) -> None:  # type: ignore[no-
     assert scorer.kind == "linear" and reason is None
     cols = probe_columns(compile_pipeline(pipeline), x, rows=50)
     assert len(cols["carrier"]) == 55 and "__never_seen__" in cols["carrier"]
+
+
+def test_single_record_path_matches(pipeline) -> None:  # type: ignore[no-untyped-def]
+    """score_one (generated straight-line code, and its general fallback) equals predict_proba
+    and names unknown categories, on random records and every kind of edge case."""
+    scorer = compile_pipeline(pipeline)
+    edge = [
+        {"carrier": None, "origin": None, "distance": None, "temp": None},  # all missing
+        {"carrier": "ZZ", "origin": "XXX", "distance": 1e6, "temp": -80.0},  # unseen + extreme
+        {"carrier": "UA", "origin": "JFK", "distance": 0.0, "temp": float("nan")},  # NaN number
+        {"carrier": "AA", "origin": "EWR", "distance": 3, "temp": 1e300},  # int, huge
+    ]
+    recs = records(200, seed=5) + edge
+    got = [scorer.score_one(r)[0] for r in recs]
+    np.testing.assert_allclose(got, expected(pipeline, recs), atol=1e-12, rtol=0)
+    assert scorer.score_one(edge[1])[1] == {"carrier": ["ZZ"], "origin": ["XXX"]}
+    assert scorer.score_one(edge[0])[1] == {} and scorer.score_one(edge[2])[1] == {}
+
+
+def test_non_finite_weights_do_not_compile(pipeline) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    broken = copy.deepcopy(pipeline)
+    broken.named_steps["classifier"].coef_[0, 0] = np.inf
+    with pytest.raises(NotCompilable, match="non-finite"):
+        compile_pipeline(broken)
+    x, _ = tiny_frame(5)
+    scorer, reason = build_scorer(broken, x, CATEGORICAL, NUMERIC)
+    assert scorer.kind == "sklearn" and reason == "non-finite weights"

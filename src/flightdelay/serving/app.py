@@ -110,7 +110,11 @@ def create_app(settings: Settings | None = None, holder: ModelHolder | None = No
         served = holder.current  # one read: this request uses this model throughout
         if served is None:
             return _error(503, "no model loaded yet", reason=holder.last_error)
-        body = await read_body(request)
+        body = await read_body(request, settings.api_max_body_bytes)
+        if body is None:
+            return _error(
+                413, f"body larger than {settings.api_max_body_bytes} bytes (API_MAX_BODY_BYTES)"
+            )
         return score_body(served, body, metrics)
 
     @app.get("/model", response_model=ModelInfo, summary="The model in memory and its lineage")
@@ -180,15 +184,21 @@ class _Auth(Exception):
         self.status, self.message = status, message
 
 
-async def read_body(request: Request) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes | None:
     """The request body straight from the ASGI channel: what `Request.body()` returns, without
-    its async generator (one message and no copy for a small body)."""
+    its async generator (one message and no copy for a small body). None once it passes `limit`
+    bytes: reading stops there."""
     chunks = []
+    size = 0
     while True:
         message = await request.receive()
         if message["type"] != "http.request":
             raise ClientDisconnect()
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
