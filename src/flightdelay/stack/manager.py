@@ -539,13 +539,15 @@ def start(service: Service, layout: Layout) -> None:
 
 
 def wait_for(service: Service, layout: Layout, timeout: float, max_restarts: int = 3) -> float:
-    """Seconds until `service` passed its check. UserError with its log tail on timeout, or
-    sooner when it keeps exiting (restarted more than `max_restarts` times, or given up on)."""
+    """Seconds until `service` passed its check and supervisord counts it as started (RUNNING:
+    up for `startsecs`), so `stack status` right after `stack up` shows every service RUNNING.
+    UserError with its log tail on timeout, or sooner when it keeps exiting (restarted more
+    than `max_restarts` times, or given up on)."""
     t0 = time.monotonic()
     next_look = t0 + 1
     pids: set[int] = set()
     while (now := time.monotonic()) - t0 < timeout:
-        if service.check():
+        if service.check() and _state(layout, service.name) == "RUNNING":
             return time.monotonic() - t0
         if now >= next_look:  # a server that exits at start must not look like a slow start
             next_look = now + 1
