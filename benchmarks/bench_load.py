@@ -18,9 +18,9 @@ import pandas as pd
 import pyarrow.csv as pacsv
 from sqlalchemy import text
 
-from flightdelay.config import LoadParams, load_params
-from flightdelay.data.load import load_tables, to_arrow
-from flightdelay.db import make_engine, parse_schema, read_sql
+from flightdelay.core.config import LoadParams, load_params
+from flightdelay.core.db import make_engine, parse_schema, read_sql
+from flightdelay.pipeline.load import load_tables, to_arrow
 from flightdelay.stack.pgcluster import throwaway_postgres
 
 RAW = Path("data/raw")

@@ -26,7 +26,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from flightdelay.config import load_params  # noqa: E402
+from flightdelay.core.config import load_params  # noqa: E402
 from flightdelay.serving.client import records_from_split  # noqa: E402
 
 OUT = ROOT / "reports/bench/serving.json"
@@ -169,8 +169,8 @@ def in_process_rows_per_s(records: list[dict[str, Any]]) -> tuple[float, float]:
     import mlflow.sklearn
     import pandas as pd
 
-    from flightdelay.models.pipeline import coerce_frame
-    from flightdelay.models.scorer import compile_pipeline
+    from flightdelay.core.estimator import coerce_frame
+    from flightdelay.serving.scorer import compile_pipeline
 
     mlflow.set_tracking_uri("sqlite:///mlflow.db")
     model = mlflow.sklearn.load_model("models:/flightdelay@champion")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from flightdelay.config import Settings  # noqa: E402
+from flightdelay.core.config import StackSettings  # noqa: E402
 from flightdelay.stack import manager  # noqa: E402
 
 OUT = ROOT / "reports/bench/stack.json"
@@ -69,7 +69,7 @@ def memory_mb(pid: int) -> tuple[float, float]:
 def main() -> None:
     os.chdir(ROOT)  # the API replicas run here (params.yaml)
     state = ROOT / ".stack" / "bench"  # git-ignored, like every stack state folder
-    settings = Settings(stack_dir=state, stack_tools_dir=ROOT / ".stack" / "tools", **PORTS)  # type: ignore[arg-type]
+    settings = StackSettings(stack_dir=state, stack_tools_dir=ROOT / ".stack" / "tools", **PORTS)  # type: ignore[arg-type]
     manager.down(settings)
     shutil.rmtree(state, ignore_errors=True)
     t0 = time.monotonic()

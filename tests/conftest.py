@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay.config import get_settings
+from flightdelay.core.config import clear_settings_cache
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,9 +27,9 @@ EMBEDDED = {
 def _fresh_settings() -> Iterator[None]:
     """Every test reads settings anew, and leaves no MLflow URI or credential behind."""
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
-    get_settings.cache_clear()
+    clear_settings_cache()
     yield
-    get_settings.cache_clear()
+    clear_settings_cache()
     for key, value in saved.items():
         if value is None:
             os.environ.pop(key, None)

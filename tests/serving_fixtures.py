@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flightdelay.config import Settings, VariantParams
-from flightdelay.models import tracking
-from flightdelay.models.pipeline import build_pipeline
+from flightdelay.core import tracking
+from flightdelay.core.config import ServiceSettings, VariantParams
+from flightdelay.core.estimator import build_pipeline
 
 CATEGORICAL = ["carrier", "origin"]
 NUMERIC = ["distance", "temp"]
@@ -35,7 +35,7 @@ def tiny_frame(rows: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray
     return frame, y
 
 
-def settings_for(tmp_path: Path, **overrides: object) -> Settings:
+def settings_for(tmp_path: Path, **overrides: object) -> ServiceSettings:
     base: dict[str, object] = {
         "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
         "mlflow_artifact_root": str(tmp_path / "mlruns"),
@@ -48,11 +48,11 @@ def settings_for(tmp_path: Path, **overrides: object) -> Settings:
         "api_max_batch": 50,
     }
     base.update(overrides)
-    return Settings(**base)  # type: ignore[arg-type]
+    return ServiceSettings(**base)  # type: ignore[arg-type]
 
 
 def register_tiny(
-    settings: Settings,
+    settings: ServiceSettings,
     c: float = 1.0,
     alias: str | None = "champion",
     pipeline: object = None,

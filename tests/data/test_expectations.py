@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
-from flightdelay.config import load_params
+from flightdelay.core.config import load_params
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flightdelay.config import Settings
+from flightdelay.core.config import StackSettings
 from tests.conftest import ROOT
 
 COMPOSE = ROOT / "docker-compose.yaml"
@@ -84,7 +84,7 @@ def test_same_proxy_settings_as_the_native_stack(tmp_path: Path) -> None:
     """nginx in compose routes and configures each public port exactly as the native stack."""
     from flightdelay.stack.render import Layout, nginx_conf
 
-    settings = Settings(stack_dir=tmp_path)
+    settings = StackSettings(stack_dir=tmp_path)
     kinds = ("http", "https", "mlflow", "pgadmin", "s3")
     native = _servers(
         nginx_conf(settings, Layout.of(settings)),
@@ -116,7 +116,7 @@ def test_only_nginx_publishes_the_settings_ports(spec: dict) -> None:  # type: i
     ports = spec["services"]["nginx"]["ports"]
     variables = {re.search(r"\$\{(\w+)", p).group(1) for p in ports}  # type: ignore[union-attr]
     # the native stack's user-facing ports: nginx's, and Postgres (nginx proxies it over TCP)
-    fields = {f.upper() for f in Settings.model_fields if f.startswith("nginx_")}
+    fields = {f.upper() for f in StackSettings.model_fields if f.startswith("nginx_")}
     assert variables == fields | {"POSTGRES_PORT"}
     nginx = ROOT / "Docker/nginx"
     template = (nginx / "templates/default.conf.template").read_text()
@@ -130,7 +130,7 @@ def test_only_nginx_publishes_the_settings_ports(spec: dict) -> None:  # type: i
 
 def test_every_variable_is_a_documented_setting(spec: dict) -> None:  # type: ignore[type-arg]
     used = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text()))
-    known = {f.upper() for f in Settings.model_fields}
+    known = {f.upper() for f in StackSettings.model_fields}
     assert used <= known, used - known
     documented = set(re.findall(r"(?m)^#?\s*([A-Z0-9_]+)=", ENV_EXAMPLE.read_text()))
     assert known <= documented | {"PARAMS_PATH", "API_INSTANCE"}, known - documented

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from flightdelay.config import LoadParams
-from flightdelay.data.load import load_tables
-from flightdelay.db import make_engine
-from flightdelay.features.build_features import build_feature_table, split_frame
+from flightdelay.core.config import LoadParams
+from flightdelay.core.db import make_engine
+from flightdelay.pipeline.features import build_feature_table, split_frame
+from flightdelay.pipeline.load import load_tables
 from tests.fixtures import write_raw
 
 POST_DEPARTURE = {"dep_time", "dep_delay", "arr_time", "air_time", "arr_delay"}

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flightdelay.config import load_params
-from flightdelay.data.make_dataset import materialize
-from flightdelay.errors import UserError
+from flightdelay.core.config import load_params
+from flightdelay.core.errors import UserError
+from flightdelay.pipeline.get_data import materialize
 from tests.conftest import ROOT, venv_env
 
 
@@ -43,7 +43,8 @@ def test_cli_error_is_one_line_and_nonzero(tmp_path: Path) -> None:
         (ROOT / "params.yaml").read_text().replace("C: 1.0", "C: -1")
     )
     proc = subprocess.run(
-        ["flightdelay", "train", "ridge"],
+        ["flightdelay", "train", "ridge", "--data-dir", "d", "--metrics-dir", "m"]
+        + ["--plots-dir", "p", "--runs-dir", "r"],
         cwd=tmp_path,
         env=venv_env(),
         capture_output=True,

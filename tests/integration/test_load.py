@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import inspect, text
 
-from flightdelay.config import LoadParams
-from flightdelay.data.load import load_tables
-from flightdelay.db import make_engine
-from flightdelay.errors import UserError
+from flightdelay.core.config import LoadParams
+from flightdelay.core.db import make_engine
+from flightdelay.core.errors import UserError
+from flightdelay.pipeline.load import load_tables
 from tests.fixtures import raw_tables, write_raw
 
 PARAMS = LoadParams(progress_min_rows=10**6, chunk_rows=2)

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from flightdelay.config import LoadParams
-from flightdelay.data.load import load_tables
-from flightdelay.db import make_engine
-from flightdelay.errors import UserError
-from flightdelay.features.build_features import build_feature_table
+from flightdelay.core.config import LoadParams
+from flightdelay.core.db import make_engine
+from flightdelay.core.errors import UserError
+from flightdelay.pipeline.features import build_feature_table
+from flightdelay.pipeline.load import load_tables
 from flightdelay.stack.pgcluster import throwaway_postgres
 from tests.fixtures import raw_tables, write_raw
 

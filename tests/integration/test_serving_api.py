@@ -18,7 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from flightdelay.config import Settings
+from flightdelay.core.config import ServiceSettings
 from flightdelay.serving.app import create_app
 from tests.serving_fixtures import (
     CATEGORICAL,
@@ -54,12 +54,12 @@ def first_failure(client: TestClient, timeout: float = 10) -> Any:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path) -> ServiceSettings:
     return settings_for(tmp_path)
 
 
 @pytest.fixture
-def served(settings: Settings) -> Iterator[tuple[TestClient, object]]:
+def served(settings: ServiceSettings) -> Iterator[tuple[TestClient, object]]:
     _, pipeline = register_tiny(settings)
     with TestClient(create_app(settings)) as client:
         wait_ready(client)
@@ -142,7 +142,7 @@ def test_unknown_category_is_a_warning_not_an_error(served: tuple[TestClient, ob
     assert abs(r.json()["predictions"][0]["probability"] - expected(pipeline, [rec])[0]) < 1e-9
 
 
-def test_start_without_model_then_ready_without_restart(settings: Settings) -> None:
+def test_start_without_model_then_ready_without_restart(settings: ServiceSettings) -> None:
     with TestClient(create_app(settings)) as client:
         assert client.get("/health").status_code == 200
         ready = first_failure(client)
@@ -163,7 +163,7 @@ def test_unreachable_registry_still_starts(tmp_path: Path) -> None:
 
 
 def test_assign_requires_token_and_swaps(
-    served: tuple[TestClient, object], settings: Settings
+    served: tuple[TestClient, object], settings: ServiceSettings
 ) -> None:
     client, _ = served
     v2, pipeline2 = register_tiny(settings, c=0.01, alias="challenger")
@@ -192,7 +192,7 @@ def test_assign_requires_token_and_swaps(
 
 
 def test_swap_to_missing_or_broken_keeps_old(
-    served: tuple[TestClient, object], settings: Settings
+    served: tuple[TestClient, object], settings: ServiceSettings
 ) -> None:
     client, _ = served
     r = client.post("/model", json={"version": 42}, headers=AUTH)
@@ -204,7 +204,7 @@ def test_swap_to_missing_or_broken_keeps_old(
     assert client.post("/predict", json=records(1)[0]).json()["model"]["version"] == 1
 
 
-def test_uncompilable_pipeline_falls_back_to_sklearn(settings: Settings) -> None:
+def test_uncompilable_pipeline_falls_back_to_sklearn(settings: ServiceSettings) -> None:
     x, y = tiny_frame()
     odd = Pipeline(
         [

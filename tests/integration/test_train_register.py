@@ -11,9 +11,10 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from flightdelay.config import load_params
-from flightdelay.errors import UserError
-from flightdelay.models import register_model, train_model
+from flightdelay.core.config import load_params
+from flightdelay.core.errors import UserError
+from flightdelay.pipeline import register as register_model
+from flightdelay.pipeline import train as train_model
 
 
 def synthetic_split(rows: int, seed: int) -> pd.DataFrame:

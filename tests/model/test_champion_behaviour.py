@@ -8,8 +8,8 @@ import mlflow.sklearn
 import pandas as pd
 import pytest
 
-from flightdelay.config import load_params
-from flightdelay.models.pipeline import coerce_frame
+from flightdelay.core.config import load_params
+from flightdelay.core.estimator import coerce_frame
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flightdelay.config import Settings
+from flightdelay.core.config import StackSettings
 from tests.conftest import ROOT, copy_repo, venv_env
 
 # Ports away from the defaults, so a developer's own stack can keep running.
@@ -51,8 +51,8 @@ def workdir() -> Path:
     return WORKDIR
 
 
-def stack_settings() -> Settings:
-    return Settings(**{k.lower(): v for k, v in STACK_ENV.items()})  # type: ignore[arg-type]
+def stack_settings() -> StackSettings:
+    return StackSettings(**{k.lower(): v for k, v in STACK_ENV.items()})  # type: ignore[arg-type]
 
 
 def flightdelay(
@@ -94,7 +94,7 @@ def stack_processes() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Settings]:
+def stack() -> Iterator[StackSettings]:
     """`flightdelay stack up` from nothing (state wiped first); `stack down` at the end."""
     state = Path(STACK_ENV["STACK_DIR"])
     flightdelay("stack", "down", check=False)
@@ -109,14 +109,14 @@ def stack() -> Iterator[Settings]:
         flightdelay("stack", "down", check=False)
 
 
-def stack_client_env(settings: Settings) -> dict[str, str]:
+def stack_client_env(settings: StackSettings) -> dict[str, str]:
     from flightdelay.stack.render import client_env
 
     return client_env(settings)
 
 
 @pytest.fixture(scope="session")
-def stack_repo(stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def stack_repo(stack: StackSettings, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh repo copy after `dvc repro` with the stack's settings (Postgres + MLflow server)."""
     repo = copy_repo(tmp_path_factory.mktemp("stack-clone"))
     env = venv_env(stack_client_env(stack) | {"DVC_SITE_CACHE_DIR": str(repo / ".dvc-site")})

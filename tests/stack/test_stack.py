@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from sqlalchemy import create_engine, text
 
-from flightdelay.config import Settings
+from flightdelay.core.config import StackSettings
 from flightdelay.stack.manager import configure_dvc_remote, s3_client
 from flightdelay.stack.render import pg_url
 from tests.conftest import ROOT, venv_env
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.stack
 SHOTS = ROOT / "reports" / "screenshots"
 
 
-def mlflow_api(settings: Settings, path: str, **params: object) -> dict:  # type: ignore[type-arg]
+def mlflow_api(settings: StackSettings, path: str, **params: object) -> dict:  # type: ignore[type-arg]
     auth = (settings.mlflow_tracking_username, settings.mlflow_tracking_password.get_secret_value())
     r = httpx.get(
         f"http://127.0.0.1:{settings.nginx_mlflow_port}/api/2.0/mlflow/{path}",
@@ -38,7 +38,7 @@ def mlflow_api(settings: Settings, path: str, **params: object) -> dict:  # type
     return r.json()  # type: ignore[no-any-return]
 
 
-def test_stack_up_from_nothing_all_healthy(stack: Settings) -> None:
+def test_stack_up_from_nothing_all_healthy(stack: StackSettings) -> None:
     out = flightdelay("stack", "status").stdout
     names = {line.split()[0] for line in out.splitlines()}
     assert names == {"postgres", "s3", "mlflow", "pgadmin", "api1", "api2", "nginx"}
@@ -47,7 +47,7 @@ def test_stack_up_from_nothing_all_healthy(stack: Settings) -> None:
     assert again.count("healthy") == 7
 
 
-def test_api_waits_for_a_model(stack: Settings) -> None:
+def test_api_waits_for_a_model(stack: StackSettings) -> None:
     """Before the first repro the replicas are up but not ready; they load the champion by
     themselves once it exists (test_predict_through_nginx_... waits for exactly that)."""
     for port in (18001, 18002):
@@ -56,7 +56,7 @@ def test_api_waits_for_a_model(stack: Settings) -> None:
     assert r.status_code == 503 and r.json()["ready"] is False, r.text
 
 
-def test_repro_writes_to_the_stack(stack: Settings, stack_repo: Path) -> None:
+def test_repro_writes_to_the_stack(stack: StackSettings, stack_repo: Path) -> None:
     exp = mlflow_api(stack, "experiments/get-by-name", experiment_name="flightdelay")["experiment"]
     assert exp["artifact_location"].startswith("mlflow-artifacts:")
     runs = httpx.post(
@@ -93,7 +93,7 @@ def _wait_ready(url: str, version: int | None = None, timeout: float = 60) -> di
 
 
 def test_predict_through_nginx_both_replicas_and_failover(
-    stack: Settings, stack_repo: Path
+    stack: StackSettings, stack_repo: Path
 ) -> None:
     champion = json.loads((stack_repo / "reports/registry.json").read_text())["aliases"]["champion"]
     for port in (18001, 18002):
@@ -127,7 +127,7 @@ def test_predict_through_nginx_both_replicas_and_failover(
         subprocess.run([*ctl, "start", "api1"], check=True, capture_output=True)
 
 
-def test_pgadmin_login_and_connect_without_password(stack: Settings) -> None:
+def test_pgadmin_login_and_connect_without_password(stack: StackSettings) -> None:
     with httpx.Client(
         base_url=f"http://127.0.0.1:{stack.nginx_pgadmin_port}", follow_redirects=True, timeout=30
     ) as c:
@@ -151,7 +151,7 @@ def test_pgadmin_login_and_connect_without_password(stack: Settings) -> None:
         assert r.json()["info"] == "Server connected.", r.text[:300]
 
 
-def test_mlflow_ui_shows_runs_and_champion(stack: Settings, stack_repo: Path) -> None:
+def test_mlflow_ui_shows_runs_and_champion(stack: StackSettings, stack_repo: Path) -> None:
     """The UI as a user opens it: through nginx, with the basic-auth credentials."""
     import base64
 
@@ -177,23 +177,23 @@ def test_mlflow_ui_shows_runs_and_champion(stack: Settings, stack_repo: Path) ->
     assert (SHOTS / "mlflow-model.png").stat().st_size > 10_000
 
 
-def test_wrong_s3_secret_is_403(stack: Settings) -> None:
+def test_wrong_s3_secret_is_403(stack: StackSettings) -> None:
     with pytest.raises(ClientError) as err:
         s3_client(stack, secret="not-the-secret").list_buckets()  # type: ignore[attr-defined]
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
-def test_mlflow_without_basic_auth_is_401(stack: Settings) -> None:
+def test_mlflow_without_basic_auth_is_401(stack: StackSettings) -> None:
     r = httpx.get(f"http://127.0.0.1:{stack.nginx_mlflow_port}/api/2.0/mlflow/experiments/search")
     assert r.status_code == 401
 
 
-def test_doctor_passes(stack: Settings, stack_repo: Path) -> None:
+def test_doctor_passes(stack: StackSettings, stack_repo: Path) -> None:
     out = flightdelay("stack", "doctor", cwd=stack_repo_with_remote(stack, stack_repo)).stdout
     assert out.count("ok  ") == 12, out
 
 
-def stack_repo_with_remote(stack: Settings, repo: Path) -> Path:
+def stack_repo_with_remote(stack: StackSettings, repo: Path) -> Path:
     import os
 
     cwd = Path.cwd()
@@ -206,7 +206,7 @@ def stack_repo_with_remote(stack: Settings, repo: Path) -> Path:
 
 
 def test_dvc_push_then_pull_in_a_second_clone(
-    stack: Settings, stack_repo: Path, tmp_path: Path
+    stack: StackSettings, stack_repo: Path, tmp_path: Path
 ) -> None:
     repo = stack_repo_with_remote(stack, stack_repo)
     env = venv_env({"DVC_SITE_CACHE_DIR": str(tmp_path / "site")})
@@ -229,7 +229,7 @@ def test_dvc_push_then_pull_in_a_second_clone(
         assert (clone / rel).read_bytes() == (repo / rel).read_bytes()
 
 
-def test_down_leaves_nothing_and_up_keeps_the_data(stack: Settings, stack_repo: Path) -> None:
+def test_down_leaves_nothing_and_up_keeps_the_data(stack: StackSettings, stack_repo: Path) -> None:
     flightdelay("stack", "down")
     time.sleep(1)
     assert stack_processes() == []

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flightdelay.config import load_params, mask_url, parse_params
-from flightdelay.errors import UserError
+from flightdelay.core.config import load_params, mask_url, parse_params
+from flightdelay.core.errors import UserError
 from tests.conftest import ROOT
 
 

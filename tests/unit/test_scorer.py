@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flightdelay.config import VariantParams
-from flightdelay.models.pipeline import build_pipeline
-from flightdelay.models.scorer import (
+from flightdelay.core.config import VariantParams
+from flightdelay.core.estimator import build_pipeline
+from flightdelay.serving.scorer import (
     LinearScorer,
     NotCompilable,
     build_scorer,

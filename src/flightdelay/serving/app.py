@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
-from flightdelay.config import Settings, get_settings
+from flightdelay.core.config import ServiceSettings, get_service_settings
 from flightdelay.serving.metrics import MetricsMiddleware, ServiceMetrics
 from flightdelay.serving.model_holder import ModelHolder, ModelUnavailable, ServedModel
 from flightdelay.serving.schemas import ModelAssign, ModelInfo, PredictResponse, Status
@@ -58,9 +58,11 @@ def describe_errors(exc: ValidationError, batch: bool) -> tuple[int, str, list[A
     return 422, f"{where}field '{field}': {first['msg']}", errors
 
 
-def create_app(settings: Settings | None = None, holder: ModelHolder | None = None) -> FastAPI:
+def create_app(
+    settings: ServiceSettings | None = None, holder: ModelHolder | None = None
+) -> FastAPI:
     """Build the service. Nothing loads until start-up; the model loads in the background."""
-    settings = settings or get_settings()
+    settings = settings or get_service_settings()
     holder = holder or ModelHolder(settings)
     metrics = ServiceMetrics(
         instance=settings.api_instance or f"{socket.gethostname()}:{os.getpid()}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import typer
 
-from flightdelay.errors import UserError
+from flightdelay.core.errors import UserError
 
 
 def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
@@ -26,9 +27,20 @@ def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
         """Serve models:/<MODEL_NAME>@<MODEL_ALIAS> with uvicorn (access log off)."""
         import uvicorn
 
-        from flightdelay.config import get_settings
+        from flightdelay.core.config import get_service_settings
 
-        s = get_settings()
+        s = get_service_settings()
+        if not s.model_name:
+            # MODEL_NAME is the service's only source for the name: fill it from params.yaml
+            # register.model_name and start uvicorn with it in its environment.
+            from flightdelay.core.config import get_pipeline_settings, load_params
+
+            name = load_params(get_pipeline_settings().params_path).registry.model_name
+            argv = [sys.executable, "-m", "flightdelay.cli", "serve"]
+            for flag, value in (("--host", host), ("--port", port), ("--workers", workers)):
+                if value is not None:
+                    argv += [flag, str(value)]
+            os.execve(sys.executable, argv, {**os.environ, "MODEL_NAME": name})
         uvicorn.run(
             "flightdelay.serving.app:create_app",
             factory=True,
@@ -69,8 +81,10 @@ def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
         batch: int = typer.Option(100, help="Records in the batch request."),
     ) -> None:
         """Call every endpoint with realistic records; write request/response pairs to `out`."""
-        from flightdelay.config import get_settings
+        from flightdelay.core.config import get_service_settings
         from flightdelay.serving.client import run_demo
 
-        n = run_demo(host, test_split, out, batch, get_settings().api_token.get_secret_value())
+        n = run_demo(
+            host, test_split, out, batch, get_service_settings().api_token.get_secret_value()
+        )
         print(f"{n} request/response pairs written to {out}")

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 
-from flightdelay.config import load_params
-from flightdelay.errors import UserError
+from flightdelay.core.config import load_params
+from flightdelay.core.errors import UserError
 
 
 def _client(host: str) -> httpx.Client:

@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from flightdelay.config import Settings
+from flightdelay.core.config import ServiceSettings
+from flightdelay.core.errors import UserError
 from flightdelay.serving.schemas import ModelInfo, ModelRef, RequestSchemas, build_request_schemas
 
 if TYPE_CHECKING:
-    from flightdelay.models.scorer import Scorer
+    from flightdelay.serving.scorer import Scorer
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def _iso(ms: int | None) -> str:
 
 
 def load_served_model(
-    settings: Settings, name: str, alias: str | None, version: int | None
+    settings: ServiceSettings, name: str, alias: str | None, version: int | None
 ) -> ServedModel:
     """Resolve `alias` (or take `version`) in the registry, load it, compile and check it."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -93,8 +94,8 @@ def load_served_model(
     from mlflow.models import Model
     from mlflow.tracking import MlflowClient
 
-    from flightdelay.models.scorer import build_scorer
-    from flightdelay.models.tracking import export_credentials
+    from flightdelay.core.tracking import export_credentials
+    from flightdelay.serving.scorer import build_scorer
 
     export_credentials(settings)
     uri = settings.mlflow_tracking_uri
@@ -226,9 +227,11 @@ def _first_record(frame: Any) -> dict[str, Any] | None:
 class ModelHolder:
     """Owns the served model: initial load with background retry, swaps, optional alias polling."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
-        self.name = settings.resolved_model_name()
+        if not settings.model_name:
+            raise UserError("MODEL_NAME is not set: name the registered model the service serves")
+        self.name = settings.model_name
         self.current: ServedModel | None = None
         self.last_error: str | None = "model not loaded yet"
         self.target_alias: str | None = settings.model_alias  # None when a version is pinned

@@ -19,10 +19,10 @@ def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
     @user_errors
     def up() -> None:
         """Start every service and wait until each is healthy (idempotent)."""
-        from flightdelay.config import get_settings
+        from flightdelay.core.config import get_stack_settings
         from flightdelay.stack import manager
 
-        timings = manager.up(get_settings())
+        timings = manager.up(get_stack_settings())
         for name, seconds in timings.items():
             print(f"{name:<9} healthy  ({seconds:.1f} s)")
         print("stack is up: `flightdelay stack env` prints the settings to use it")
@@ -31,20 +31,20 @@ def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
     @user_errors
     def down() -> None:
         """Stop every service (the data in STACK_DIR stays)."""
-        from flightdelay.config import get_settings
+        from flightdelay.core.config import get_stack_settings
         from flightdelay.stack import manager
 
-        manager.down(get_settings())
+        manager.down(get_stack_settings())
         print("stack is down")
 
     @stack.command("status")
     @user_errors
     def status() -> None:
         """Each service's state."""
-        from flightdelay.config import get_settings
+        from flightdelay.core.config import get_stack_settings
         from flightdelay.stack import manager
 
-        states = manager.status(get_settings())
+        states = manager.status(get_stack_settings())
         if not states:
             print("stack is down")
             raise typer.Exit(3)
@@ -64,10 +64,10 @@ def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
         """Print the settings that point `dvc repro` and the API at the stack (for .env)."""
         import shlex
 
-        from flightdelay.config import get_settings
+        from flightdelay.core.config import get_stack_settings
         from flightdelay.stack.render import client_env
 
-        values = client_env(get_settings())
+        values = client_env(get_stack_settings())
         if as_json:
             print(json.dumps(values))
         else:
@@ -78,10 +78,10 @@ def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
     @user_errors
     def doctor() -> None:
         """Check every endpoint, credential, bucket, the proxy, the DB and the DVC remote."""
-        from flightdelay.config import get_settings
+        from flightdelay.core.config import get_stack_settings
         from flightdelay.stack.doctor import run_checks
 
-        results = run_checks(get_settings())
+        results = run_checks(get_stack_settings())
         for r in results:
             mark = "ok  " if r.ok else "FAIL"
             print(f"{mark} {r.name:<28} {r.detail}" + ("" if r.ok else f"  -> fix: {r.hint}"))

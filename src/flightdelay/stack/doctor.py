@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from flightdelay.config import Settings
+from flightdelay.core.config import StackSettings
 from flightdelay.stack.manager import VENV_BIN, s3_client
 from flightdelay.stack.render import pg_url
 
@@ -34,7 +34,7 @@ def _run(name: str, hint: str, fn: Callable[[], str]) -> Check:
         )
 
 
-def run_checks(settings: Settings) -> list[Check]:
+def run_checks(settings: StackSettings) -> list[Check]:
     """Every check, in dependency order (later ones may fail because of earlier ones)."""
     api = f"http://127.0.0.1:{settings.nginx_http_port}"
     mlflow = f"http://127.0.0.1:{settings.nginx_mlflow_port}"

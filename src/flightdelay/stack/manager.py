@@ -1,7 +1,7 @@
 """The native stack: Postgres, S3 (SeaweedFS or MinIO), MLflow, pgAdmin, two API replicas and
 nginx, as local processes under supervisord, with state and logs in STACK_DIR.
 
-`up` is idempotent: it installs what is missing, renders every config from Settings, starts the
+`up` is idempotent: it installs what is missing, renders every config from StackSettings, starts the
 services in dependency order and returns once each passes its health check (bounded wait; on a
 timeout it prints the failing service's log tail and raises). `down` stops them all; the data stays.
 """
@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
-from flightdelay.config import Settings
-from flightdelay.errors import UserError
+from flightdelay.core.config import StackSettings, load_params
+from flightdelay.core.errors import UserError
 from flightdelay.stack import pgcluster
 from flightdelay.stack.render import (
     Layout,
@@ -114,7 +114,7 @@ def _tool_venv(layout: Layout, name: str, package: str, binary: str) -> Path:
     return exe
 
 
-def s3_command(settings: Settings, layout: Layout) -> tuple[str, list[str]]:
+def s3_command(settings: StackSettings, layout: Layout) -> tuple[str, list[str]]:
     """(kind, command) of the S3 server: a `minio` binary on PATH, else SeaweedFS's `weed mini`."""
     key = settings.aws_access_key_id
     minio = shutil.which("minio")
@@ -204,7 +204,7 @@ def _tls_cert(layout: Layout) -> None:
     key.chmod(0o600)
 
 
-def prepare(settings: Settings, layout: Layout) -> list[Service]:
+def prepare(settings: StackSettings, layout: Layout) -> list[Service]:
     """Install tools, render every config and initialise state; returns services in start order."""
     root = layout.root
     root.mkdir(parents=True, exist_ok=True)
@@ -257,7 +257,7 @@ def prepare(settings: Settings, layout: Layout) -> list[Service]:
         base_env
         | client_env(settings)
         | {
-            "MODEL_NAME": settings.resolved_model_name(),
+            "MODEL_NAME": load_params(settings.params_path).registry.model_name,
             "MODEL_ALIAS": settings.model_alias,
             "API_TOKEN": settings.api_token.get_secret_value(),
             "API_POLL_SECONDS": str(settings.api_poll_seconds),
@@ -375,7 +375,7 @@ def _health_check(url: str) -> Callable[[], bool]:
     return lambda: _http_ok(url)
 
 
-def _pg_ok(settings: Settings) -> bool:
+def _pg_ok(settings: StackSettings) -> bool:
     import psycopg2
 
     try:
@@ -565,7 +565,7 @@ def wait_for(service: Service, layout: Layout, timeout: float, max_restarts: int
     raise UserError(f"{service.name} not healthy after {timeout:.0f}s; last log lines:\n{tail}")
 
 
-def up(settings: Settings, configure_dvc: bool = True) -> dict[str, float]:
+def up(settings: StackSettings, configure_dvc: bool = True) -> dict[str, float]:
     """Start (or confirm) every service; returns seconds to healthy per service.
 
     With `configure_dvc`, a DVC repo in the working directory gets the stack as its remote.
@@ -607,7 +607,7 @@ def up(settings: Settings, configure_dvc: bool = True) -> dict[str, float]:
     return timings
 
 
-def down(settings: Settings) -> None:
+def down(settings: StackSettings) -> None:
     """Stop every service and supervisord; the data under STACK_DIR stays."""
     layout = Layout.of(settings)
     if not _supervisord_running(layout):
@@ -621,7 +621,7 @@ def down(settings: Settings) -> None:
     raise UserError("supervisord did not stop within 30 s; see .stack/logs/supervisord.log")
 
 
-def status(settings: Settings) -> dict[str, str]:
+def status(settings: StackSettings) -> dict[str, str]:
     """Each service's supervisor state (or `stopped` when the stack is down)."""
     layout = Layout.of(settings)
     if not _supervisord_running(layout):
@@ -630,7 +630,7 @@ def status(settings: Settings) -> dict[str, str]:
     return {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
 
 
-def service_pids(settings: Settings) -> dict[str, int]:
+def service_pids(settings: StackSettings) -> dict[str, int]:
     """PID of each running service (for memory measurements)."""
     layout = Layout.of(settings)
     pids = {}
@@ -646,7 +646,7 @@ def service_pids(settings: Settings) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------
 
 
-def ensure_databases(settings: Settings) -> None:
+def ensure_databases(settings: StackSettings) -> None:
     """The MLflow and feature databases, and a read-only role that can browse both."""
     import psycopg2
     from psycopg2 import sql
@@ -693,7 +693,9 @@ def ensure_databases(settings: Settings) -> None:
         conn.close()
 
 
-def s3_client(settings: Settings, endpoint: str | None = None, secret: str | None = None) -> object:
+def s3_client(
+    settings: StackSettings, endpoint: str | None = None, secret: str | None = None
+) -> object:
     """A boto3 S3 client for the stack (path-style, SigV4); default endpoint: through nginx."""
     import boto3
     from botocore.config import Config
@@ -710,7 +712,7 @@ def s3_client(settings: Settings, endpoint: str | None = None, secret: str | Non
     )
 
 
-def ensure_buckets(settings: Settings) -> None:
+def ensure_buckets(settings: StackSettings) -> None:
     """Create the MLflow and DVC buckets when missing (directly on the S3 server)."""
     client = s3_client(settings, endpoint=f"http://127.0.0.1:{settings.s3_port}")
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}  # type: ignore[attr-defined]
@@ -719,7 +721,7 @@ def ensure_buckets(settings: Settings) -> None:
             client.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
 
 
-def ensure_pgadmin(settings: Settings, layout: Layout) -> None:
+def ensure_pgadmin(settings: StackSettings, layout: Layout) -> None:
     """The admin user, the pre-registered servers and the passfile (so it opens connected)."""
     marker = layout.pgadmin / ".servers-loaded"
     user_dir = pgadmin_user_dir(settings, layout)
@@ -746,7 +748,7 @@ def ensure_pgadmin(settings: Settings, layout: Layout) -> None:
     marker.write_text("ok\n")
 
 
-def configure_dvc_remote(settings: Settings) -> bool:
+def configure_dvc_remote(settings: StackSettings) -> bool:
     """Point DVC's default remote at the stack's `dvc` bucket through nginx, entirely in the
     git-ignored .dvc/config.local (credentials included). Returns False outside a DVC repo."""
     if not Path(".dvc").is_dir():

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from flightdelay.errors import UserError
+from flightdelay.core.errors import UserError
 
 PG_BIN_CANDIDATES = (
     "/usr/lib/postgresql/15/bin",

@@ -1,4 +1,4 @@
-"""Every file the stack's services need, rendered from Settings (never written by hand).
+"""Every file the stack's services need, rendered from StackSettings (never written by hand).
 
 Pure functions: settings in, text out. :mod:`flightdelay.stack.manager` writes them under
 STACK_DIR; docker-compose.yaml reads the same variables from .env.
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from flightdelay.config import Settings
-from flightdelay.errors import UserError
+from flightdelay.core.config import StackSettings
+from flightdelay.core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Layout:
     tools: Path
 
     @classmethod
-    def of(cls, settings: Settings) -> Layout:
+    def of(cls, settings: StackSettings) -> Layout:
         root = settings.stack_dir.resolve()
         return cls(root, (settings.stack_tools_dir or root / "tools").resolve())
 
@@ -42,7 +42,7 @@ class Layout:
         return self.root / "supervisord.conf"
 
 
-def api_ports(settings: Settings) -> list[int]:
+def api_ports(settings: StackSettings) -> list[int]:
     """The API replicas' internal ports (API_REPLICA_PORTS, comma-separated)."""
     try:
         ports = [int(p) for p in settings.api_replica_ports.split(",") if p.strip()]
@@ -55,7 +55,7 @@ def api_ports(settings: Settings) -> list[int]:
     return ports
 
 
-def seaweed_ports(settings: Settings) -> dict[str, int]:
+def seaweed_ports(settings: StackSettings) -> dict[str, int]:
     """Every SeaweedFS port, each set explicitly (its defaults collide and sit in /tmp)."""
     b = settings.seaweed_base_port
     names = [
@@ -72,13 +72,13 @@ def seaweed_ports(settings: Settings) -> dict[str, int]:
     return {n: b + i for i, n in enumerate(names)}
 
 
-def pg_url(settings: Settings, db: str, driver: str = "postgresql+psycopg2") -> str:
+def pg_url(settings: StackSettings, db: str, driver: str = "postgresql+psycopg2") -> str:
     """The SQLAlchemy URL of one stack database (as the owner role; the password URL-quoted)."""
     pw = quote(settings.postgres_password.get_secret_value(), safe="")
     return f"{driver}://{settings.postgres_user}:{pw}@127.0.0.1:{settings.postgres_port}/{db}"
 
 
-def client_env(settings: Settings) -> dict[str, str]:
+def client_env(settings: StackSettings) -> dict[str, str]:
     """The settings that point `dvc repro`, the notebook and the API at the stack."""
     return {
         "DATABASE_URL": pg_url(settings, settings.postgres_features_db),
@@ -88,7 +88,7 @@ def client_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def s3_identities(settings: Settings) -> str:
+def s3_identities(settings: StackSettings) -> str:
     """SeaweedFS s3.json: one identity (without one, any signature is accepted)."""
     return json.dumps(
         {
@@ -116,7 +116,7 @@ def htpasswd(user: str, password: str, salt: bytes | None = None) -> str:
     return f"{user}:{{SSHA}}{base64.b64encode(digest + salt).decode()}\n"
 
 
-def nginx_conf(settings: Settings, layout: Layout) -> str:
+def nginx_conf(settings: StackSettings, layout: Layout) -> str:
     """nginx in front of the API replicas (+TLS), MLflow (basic auth), pgAdmin and S3."""
     n = layout.nginx
     upstream = "\n".join(
@@ -204,7 +204,7 @@ http {{
 """
 
 
-def pgadmin_config(settings: Settings, layout: Layout) -> str:
+def pgadmin_config(settings: StackSettings, layout: Layout) -> str:
     """pgAdmin's config_distro.py: server mode, its own port and data folder."""
     d = layout.pgadmin
     return f"""# Rendered by `flightdelay stack up`: do not edit.
@@ -223,7 +223,9 @@ MASTER_PASSWORD_REQUIRED = False
 """
 
 
-def pgadmin_servers(settings: Settings, host: str = "127.0.0.1", port: int | None = None) -> str:
+def pgadmin_servers(
+    settings: StackSettings, host: str = "127.0.0.1", port: int | None = None
+) -> str:
     """servers.json: the feature DB and the MLflow DB, as the read-only role, via the passfile."""
     servers = {}
     for i, (label, db) in enumerate(
@@ -246,13 +248,13 @@ def pgadmin_servers(settings: Settings, host: str = "127.0.0.1", port: int | Non
     return json.dumps({"Servers": servers}, indent=2)
 
 
-def pgpass(settings: Settings, host: str = "127.0.0.1", port: int | None = None) -> str:
+def pgpass(settings: StackSettings, host: str = "127.0.0.1", port: int | None = None) -> str:
     """The passfile pgAdmin reads (host:port:db:user:password)."""
     pw = settings.postgres_readonly_password.get_secret_value()
     pw = pw.replace("\\", "\\\\").replace(":", "\\:")  # the passfile's own escaping
     return f"{host}:{port or settings.postgres_port}:*:{settings.postgres_readonly_user}:{pw}\n"
 
 
-def pgadmin_user_dir(settings: Settings, layout: Layout) -> Path:
+def pgadmin_user_dir(settings: StackSettings, layout: Layout) -> Path:
     """pgAdmin's storage folder of the admin user (where "/pgpass" resolves)."""
     return layout.pgadmin / "storage" / settings.pgadmin_email.replace("@", "_")

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
-from flightdelay.config import LoadParams, get_settings, load_params, mask_url
-from flightdelay.db import (
+from flightdelay.core.config import LoadParams, get_pipeline_settings, load_params, mask_url
+from flightdelay.core.db import (
     Column,
     TableDDL,
     bulk_insert,
@@ -30,7 +30,7 @@ from flightdelay.db import (
     raw_transaction,
     read_sql,
 )
-from flightdelay.errors import UserError
+from flightdelay.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def load_tables(
 
 def main(raw_dir: str, report_path: str) -> None:
     """Run the stage with params.yaml and DATABASE_URL; write the load report."""
-    settings = get_settings()
+    settings = get_pipeline_settings()
     report = load_tables(settings.database_url, Path(raw_dir), load_params().load)
     out = Path(report_path)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The model: an sklearn Pipeline of one-hot + impute/scale + logistic regression.
 
-The step names and shapes here are what :mod:`flightdelay.models.scorer` compiles for serving.
+The step names and shapes here are what :mod:`flightdelay.serving.scorer` compiles for serving.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from flightdelay.config import VariantParams
+from flightdelay.core.config import VariantParams
 
 PREPROCESS = "preprocess"
 CLASSIFIER = "classifier"

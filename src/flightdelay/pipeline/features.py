@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Engine, text
 
-from flightdelay.config import Params, get_settings, load_params
-from flightdelay.db import make_engine, read_sql
-from flightdelay.errors import UserError
+from flightdelay.core.config import Params, get_pipeline_settings, load_params
+from flightdelay.core.db import make_engine, read_sql
+from flightdelay.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def split_frame(
 def main(out_dir: str, _load_report: str) -> None:
     """Run the stage: build the table in DATABASE_URL and write train/test parquet files."""
     params = load_params()
-    engine = make_engine(get_settings().database_url)
+    engine = make_engine(get_pipeline_settings().database_url)
     try:
         table = params.features.table
         rows = build_feature_table(engine, table, feature_query_params(params))

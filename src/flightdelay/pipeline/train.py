@@ -27,11 +27,11 @@ from sklearn.metrics import (
 )
 from sklearn.pipeline import Pipeline
 
-from flightdelay.config import Params, TrainParams, get_settings, load_params
-from flightdelay.errors import UserError
-from flightdelay.models import tracking
-from flightdelay.models.pipeline import CLASSIFIER, PREPROCESS, build_pipeline, coerce_frame
-from flightdelay.visualization.plots import curve_frames, write_dvc_plots, write_figures
+from flightdelay.core import tracking
+from flightdelay.core.config import Params, TrainParams, get_pipeline_settings, load_params
+from flightdelay.core.errors import UserError
+from flightdelay.core.estimator import CLASSIFIER, PREPROCESS, build_pipeline, coerce_frame
+from flightdelay.pipeline.plots import curve_frames, write_dvc_plots, write_figures
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def run_params(params: Params, variant: str) -> dict[str, Any]:
 
 def train_and_log(params: Params, variant: str, data_dir: Path, plots_dir: Path) -> dict[str, Any]:
     """Fit, evaluate and log one variant; returns the run record (run id, metrics, hashes)."""
-    settings = get_settings()
+    settings = get_pipeline_settings()
     train_path, test_path = data_dir / "train.parquet", data_dir / "test.parquet"
     train_df, test_df = pd.read_parquet(train_path), pd.read_parquet(test_path)
     tp = params.train

@@ -14,14 +14,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flightdelay.config import Params, RegisterParams, get_settings, load_params
-from flightdelay.errors import UserError
-from flightdelay.models import tracking
+from flightdelay.core import tracking
+from flightdelay.core.config import (
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    Params,
+    RegisterParams,
+    get_pipeline_settings,
+    load_params,
+)
+from flightdelay.core.errors import UserError
 
 log = logging.getLogger(__name__)
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 
 
 @dataclass(frozen=True)
@@ -73,12 +77,12 @@ def register(records: list[dict[str, Any]], params: Params) -> dict[str, Any]:
     """Register every record, set champion/challenger aliases; returns the decision report."""
     rp = params.registry
     decision = decide(records, rp)
-    settings = get_settings()
+    settings = get_pipeline_settings()
     client = tracking.require_client(settings)
     sha = tracking.git_sha()
     versions: dict[str, int] = {}
     for rank, rec in enumerate(decision.ranked):
-        role = CHAMPION if rank == 0 else CHALLENGER if rank == 1 else "candidate"
+        role = CHAMPION_ALIAS if rank == 0 else CHALLENGER_ALIAS if rank == 1 else "candidate"
         tags = {
             "variant": rec["variant"],
             "role": role,
@@ -89,10 +93,10 @@ def register(records: list[dict[str, Any]], params: Params) -> dict[str, Any]:
         }
         versions[rec["variant"]] = tracking.register_run(rec["run_id"], rp.model_name, tags)
     champion = decision.ranked[0]["variant"]
-    client.set_registered_model_alias(rp.model_name, CHAMPION, versions[champion])
+    client.set_registered_model_alias(rp.model_name, CHAMPION_ALIAS, versions[champion])
     if len(decision.ranked) > 1:
         client.set_registered_model_alias(
-            rp.model_name, CHALLENGER, versions[decision.ranked[1]["variant"]]
+            rp.model_name, CHALLENGER_ALIAS, versions[decision.ranked[1]["variant"]]
         )
     report = {
         "model_name": rp.model_name,
@@ -101,9 +105,9 @@ def register(records: list[dict[str, Any]], params: Params) -> dict[str, Any]:
         "min_value": rp.min_value,
         "git_sha": sha,
         "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "aliases": {CHAMPION: versions[champion]}
+        "aliases": {CHAMPION_ALIAS: versions[champion]}
         | (
-            {CHALLENGER: versions[decision.ranked[1]["variant"]]}
+            {CHALLENGER_ALIAS: versions[decision.ranked[1]["variant"]]}
             if len(decision.ranked) > 1
             else {}
         ),

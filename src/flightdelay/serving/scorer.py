@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from flightdelay.models.pipeline import CAT, CLASSIFIER, NUM, PREPROCESS
+from flightdelay.core.estimator import CAT, CLASSIFIER, NUM, PREPROCESS
 
 Columns = Mapping[str, Sequence[Any]]
 TOLERANCE = 1e-9

@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from flightdelay.errors import UserError
+from flightdelay.core.errors import UserError
 
 _CREATE = re.compile(r"CREATE\s+TABLE\s+(\w+)\s*\((.*?)\);", re.S | re.I)
 _CREATE_ANY = re.compile(r"CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\b.*?;", re.S | re.I)

@@ -14,27 +14,49 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from flightdelay.errors import UserError
+from flightdelay.core.errors import UserError
+
+# The registry aliases `register` sets; MODEL_ALIAS names one of them.
+CHAMPION_ALIAS = "champion"
+CHALLENGER_ALIAS = "challenger"
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class Settings(BaseSettings):
-    """Where services live and their secrets, read from the environment and `.env`.
-
-    Defaults are the embedded set-up: a SQLite feature DB and a local MLflow store.
-    Variable names are the upper-case field names (MLflow, boto3 and DVC read the same ones).
-    """
+class _EnvSettings(BaseSettings):
+    """Read from the environment and `.env`; variable names are the upper-case field names
+    (MLflow, boto3 and DVC read the same ones)."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
 
-    # --- the pipeline and the service -----------------------------------------------------
-    database_url: str = "sqlite:///data/interim/flights.db"
+
+class TrackingSettings(_EnvSettings):
+    """Where MLflow lives and how to sign in (pipeline stages and the service)."""
+
     mlflow_tracking_uri: str = "sqlite:///mlflow.db"
     # Artifact root for experiments created on a local store; ignored when the server decides.
     mlflow_artifact_root: str = "mlruns"
-    model_name: str | None = None  # defaults to params.yaml register.model_name
-    model_alias: str = "champion"
+    mlflow_tracking_username: str = "mlflow"
+    mlflow_tracking_password: SecretStr = SecretStr("change-me-mlflow")
+
+
+class PipelineSettings(TrackingSettings):
+    """What the DVC stages need: the feature DB, MLflow and where params.yaml is."""
+
+    database_url: str = "sqlite:///data/interim/flights.db"
+    params_path: Path = Path("params.yaml")
+
+    def masked_database_url(self) -> str:
+        """DATABASE_URL with any password replaced by ***."""
+        return mask_url(self.database_url)
+
+
+class ServiceSettings(TrackingSettings):
+    """What the model service needs. MODEL_NAME comes from the environment only: the launchers
+    (`flightdelay serve`, the stack, compose) fill it from params.yaml `register.model_name`."""
+
+    model_name: str = ""
+    model_alias: str = CHAMPION_ALIAS
     api_token: SecretStr = SecretStr("change-me-api-token")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -45,9 +67,11 @@ class Settings(BaseSettings):
     api_retry_max_seconds: float = 30.0
     api_instance: str = ""  # x-served-by header; default host:pid
     api_poll_seconds: float = 30.0  # follow the alias: swap when it moves (0 = never)
-    params_path: Path = Path("params.yaml")
 
-    # --- the stack (native processes or docker compose) ------------------------------------
+
+class StackSettings(PipelineSettings, ServiceSettings):
+    """The whole stack (native processes or docker compose): every service's settings."""
+
     stack_dir: Path = Path(".stack")
     stack_tools_dir: Path | None = None  # pgAdmin and SeaweedFS venvs; default STACK_DIR/tools
     postgres_user: str = "postgres"
@@ -63,8 +87,6 @@ class Settings(BaseSettings):
     s3_bucket_mlflow: str = "mlflow"
     s3_bucket_dvc: str = "dvc"
     mlflow_port: int = 55000
-    mlflow_tracking_username: str = "mlflow"
-    mlflow_tracking_password: SecretStr = SecretStr("change-me-mlflow")
     pgadmin_port: int = 55050
     seaweed_base_port: int = 58900  # SeaweedFS's internal master/volume/filer ports start here
     pgadmin_email: str = "admin@example.com"
@@ -77,16 +99,6 @@ class Settings(BaseSettings):
     nginx_s3_port: int = 9000  # the S3 API
     stack_start_timeout: float = 120.0
 
-    def resolved_model_name(self) -> str:
-        """The registered-model name: MODEL_NAME, else params.yaml `register.model_name`."""
-        if self.model_name:
-            return self.model_name
-        return load_params(self.params_path).registry.model_name
-
-    def masked_database_url(self) -> str:
-        """DATABASE_URL with any password replaced by ***."""
-        return mask_url(self.database_url)
-
 
 def mask_url(url: str) -> str:
     """Return `url` with the password part of its authority replaced by ***."""
@@ -94,9 +106,27 @@ def mask_url(url: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, built on first use."""
-    return Settings()
+def get_pipeline_settings() -> PipelineSettings:
+    """The pipeline stages' settings, built on first use."""
+    return PipelineSettings()
+
+
+@lru_cache(maxsize=1)
+def get_service_settings() -> ServiceSettings:
+    """The service's settings, built on first use."""
+    return ServiceSettings()
+
+
+@lru_cache(maxsize=1)
+def get_stack_settings() -> StackSettings:
+    """The stack's settings, built on first use."""
+    return StackSettings()
+
+
+def clear_settings_cache() -> None:
+    """Forget the cached settings (tests that change the environment)."""
+    for fn in (get_pipeline_settings, get_service_settings, get_stack_settings):
+        fn.cache_clear()
 
 
 # --------------------------------------------------------------------------------------------

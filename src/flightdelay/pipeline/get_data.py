@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from flightdelay.config import GetDataParams, load_params
-from flightdelay.errors import UserError
+from flightdelay.core.config import GetDataParams, load_params
+from flightdelay.core.errors import UserError
 
 log = logging.getLogger(__name__)
 

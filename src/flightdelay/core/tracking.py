@@ -12,15 +12,15 @@ from typing import Any
 
 import pandas as pd
 
-from flightdelay.config import Settings
-from flightdelay.errors import UserError
+from flightdelay.core.config import TrackingSettings
+from flightdelay.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"
 
 
-def configure_tracking(settings: Settings) -> None:
+def configure_tracking(settings: TrackingSettings) -> None:
     """Point MLflow at MLFLOW_TRACKING_URI (and the same registry)."""
     import mlflow
 
@@ -30,7 +30,7 @@ def configure_tracking(settings: Settings) -> None:
     mlflow.set_registry_uri(settings.mlflow_tracking_uri)
 
 
-def export_credentials(settings: Settings) -> None:
+def export_credentials(settings: TrackingSettings) -> None:
     """For a tracking server, hand MLflow the basic-auth credentials from settings/.env
     (MLflow itself reads only the process environment, not .env)."""
     if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
@@ -44,7 +44,7 @@ def _is_local_store(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:", "/", ".")) or "://" not in uri
 
 
-def ensure_experiment(name: str, settings: Settings) -> str:
+def ensure_experiment(name: str, settings: TrackingSettings) -> str:
     """The id of experiment `name`, created if missing.
 
     On a local store the artifact root is MLFLOW_ARTIFACT_ROOT made absolute, so the models can
@@ -141,7 +141,7 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
-def require_client(settings: Settings) -> Any:
+def require_client(settings: TrackingSettings) -> Any:
     """An MlflowClient on the configured store; a UserError when it cannot be reached."""
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient

@@ -1,0 +1,1 @@
+"""The small core every stage, the service and the stack build on."""

@@ -1,1 +1,0 @@
-"""flightdelay.data."""

@@ -1,1 +1,0 @@
-"""Training, registry and scoring of the logistic-regression variants."""

@@ -1,0 +1,1 @@
+"""One module per dvc.yaml stage, named exactly as the stage."""
