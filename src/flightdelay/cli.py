@@ -122,16 +122,55 @@ def train_cmd(
     main(variant, data_dir, metrics_dir, plots_dir, runs_dir)
 
 
+@app.command("compare")
+@user_errors
+def compare_cmd(
+    plots_dir: str = typer.Option(...),
+    out_dir: str = typer.Option(...),
+) -> None:
+    """Stage compare: every variant's curves in one file each (overlaid by `dvc plots show`)."""
+    from flightdelay.pipeline.compare import main
+
+    main(plots_dir, out_dir)
+
+
 @app.command("register")
 @user_errors
 def register_cmd(
     runs_dir: str = typer.Option(...),
-    out: str = typer.Option(...),
+    test: str = typer.Option(..., help="The test split the champion is re-scored on."),
+    out: str = typer.Option(..., help="The untracked decision report."),
 ) -> None:
-    """Stage register: register every variant, alias the best champion (quality-gated)."""
+    """Stage register: register new runs once; promote only what beats @champion."""
     from flightdelay.pipeline.register import main
 
-    main(runs_dir, out)
+    main(runs_dir, test, out)
+
+
+@app.command("promote")
+@user_errors
+def promote_cmd(
+    version: str = typer.Argument(..., help="The registered version to make @champion."),
+    reason: str = typer.Option(..., "--reason", help="Why: recorded in the audit tags."),
+    allow_schema_change: bool = typer.Option(
+        False, help="Allow a version whose inputs differ from the served one."
+    ),
+) -> None:
+    """Make a version @champion (and @serving) by hand, with an audit trail; clears any pin."""
+    from flightdelay.pipeline.promote import promote
+
+    promote(version, reason, allow_schema_change)
+
+
+@app.command("rollback")
+@user_errors
+def rollback_cmd(
+    reason: str = typer.Option("rollback", "--reason", help="Why: recorded in the audit tags."),
+) -> None:
+    """Move @champion (and @serving) back to the version it replaced; clears any pin."""
+    from flightdelay.pipeline.promote import rollback
+
+    rollback(reason)
 
 
 def _mount_optional() -> None:

@@ -16,9 +16,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flightdelay.core.errors import UserError
 
-# The registry aliases `register` sets; MODEL_ALIAS names one of them.
+# The registry aliases (see core/registry.py for the rules that move them). The service follows
+# MODEL_ALIAS, `serving` by default: what the fleet serves (`champion` unless pinned).
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
+SERVING_ALIAS = "serving"
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -56,7 +58,7 @@ class ServiceSettings(TrackingSettings):
     (`flightdelay serve`, the stack, compose) fill it from params.yaml `register.model_name`."""
 
     model_name: str = ""
-    model_alias: str = CHAMPION_ALIAS
+    model_alias: str = SERVING_ALIAS
     api_token: SecretStr = SecretStr("change-me-api-token")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -204,7 +206,10 @@ class RegisterParams(_Strict):
     model_name: str
     metric: str
     greater_is_better: bool
-    min_value: float
+    min_value: float  # the quality gate: no version is registered when the best misses it
+    # A candidate replaces @champion only when it beats it on the same test data by this much
+    # (absolute, in the metric's units, in the direction of greater_is_better).
+    min_improvement: float = Field(default=0.0, ge=0)
 
 
 class Params(_Strict):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
@@ -15,6 +14,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from flightdelay.core.config import VariantParams
+from flightdelay.core.model_code import coerce_frame
+
+__all__ = ["CAT", "CLASSIFIER", "NUM", "PREPROCESS", "build_pipeline", "coerce_frame"]
 
 PREPROCESS = "preprocess"
 CLASSIFIER = "classifier"
@@ -59,17 +61,3 @@ def _penalty_kwargs(variant: VariantParams) -> dict[str, object]:
     if variant.penalty is None:
         return {"l1_ratio": 0.0, "C": float("inf")}
     return {"l1_ratio": 1.0 if variant.penalty == "l1" else 0.0}
-
-
-def coerce_frame(
-    df: pd.DataFrame, categorical: Sequence[str], numeric: Sequence[str]
-) -> pd.DataFrame:
-    """The model's input frame: categoricals as object strings (None for missing), numerics as
-    float64 (NaN for missing), in a fixed column order."""
-    out = pd.DataFrame(index=df.index)
-    for col in categorical:
-        values = [None if pd.isna(v) else str(v) for v in df[col].tolist()]
-        out[col] = pd.Series(values, index=df.index, dtype=object)
-    for col in numeric:
-        out[col] = pd.to_numeric(df[col], errors="raise").astype("float64")
-    return out

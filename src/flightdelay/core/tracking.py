@@ -1,157 +1,243 @@
-"""MLflow plumbing shared by training, the registry stage, the service and the tests."""
+"""MLflow through one explicit client per store: no global tracking URI, no environment writes.
+
+:class:`Tracking` is built from settings; every call goes through its `MlflowClient`, so two
+stores can be used side by side in one process (the tests do) and nothing leaks between them.
+For a tracking server the basic-auth credentials from settings / `.env` travel in the client's
+URI (never logged: :func:`~flightdelay.core.config.mask_url` hides them in every message).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import subprocess
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pandas as pd
 
-from flightdelay.core.config import TrackingSettings
+from flightdelay.core import model_code
+from flightdelay.core.config import TrackingSettings, mask_url
 from flightdelay.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
 MODEL_ARTIFACT = "model"
+PIPELINE_FILE = "pipeline.skops"
 
 
-def configure_tracking(settings: TrackingSettings) -> None:
-    """Point MLflow at MLFLOW_TRACKING_URI (and the same registry)."""
-    import mlflow
-
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    export_credentials(settings)
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_tracking_uri)
-
-
-def export_credentials(settings: TrackingSettings) -> None:
-    """For a tracking server, hand MLflow the basic-auth credentials from settings/.env
-    (MLflow itself reads only the process environment, not .env)."""
-    if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
-        os.environ.setdefault("MLFLOW_TRACKING_USERNAME", settings.mlflow_tracking_username)
-        os.environ.setdefault(
-            "MLFLOW_TRACKING_PASSWORD", settings.mlflow_tracking_password.get_secret_value()
-        )
+def client_uri(settings: TrackingSettings) -> str:
+    """MLFLOW_TRACKING_URI, with the basic-auth credentials in it for an http(s) server."""
+    uri = settings.mlflow_tracking_uri
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc:
+        return uri
+    user = quote(settings.mlflow_tracking_username, safe="")
+    password = quote(settings.mlflow_tracking_password.get_secret_value(), safe="")
+    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc}"))
 
 
-def _is_local_store(uri: str) -> bool:
+def is_local_store(uri: str) -> bool:
+    """True for a file / SQLite store (artifacts on this machine)."""
     return uri.startswith(("sqlite:", "file:", "/", ".")) or "://" not in uri
 
 
-def ensure_experiment(name: str, settings: TrackingSettings) -> str:
-    """The id of experiment `name`, created if missing.
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset a run used: logged with the run's inputs (name, digest = DVC md5, source)."""
 
-    On a local store the artifact root is MLFLOW_ARTIFACT_ROOT made absolute, so the models can
-    be loaded from any working directory; a tracking server decides its own root.
-    """
-    import mlflow
-
-    exp = mlflow.get_experiment_by_name(name)
-    if exp is not None:
-        return str(exp.experiment_id)
-    location = None
-    if _is_local_store(settings.mlflow_tracking_uri):
-        location = Path(settings.mlflow_artifact_root).resolve().as_uri()
-    return str(mlflow.create_experiment(name, artifact_location=location))
+    name: str
+    digest: str
+    source: str
+    context: str  # "training" / "evaluation"
 
 
-def log_pipeline_run(
-    pipeline: Any,
-    x_example: pd.DataFrame,
-    params: Mapping[str, Any],
-    metrics: Mapping[str, float],
-    tags: Mapping[str, str],
-    experiment_id: str,
-    run_name: str | None = None,
-    artifacts_dir: Path | None = None,
-) -> str:
-    """Log one fitted pipeline as a run: params, metrics, tags, files in `artifacts_dir`
-    (under `plots/`) and the model with its signature and input example. Returns the run id."""
-    import mlflow
+@dataclass(frozen=True)
+class LoggedModel:
+    """What a model run stores: the fitted pipeline, its raw training frame (for the signature),
+    and the model config the pyfunc needs (feature lists, target, positive class, threshold)."""
+
+    pipeline: Any
+    x_train: pd.DataFrame
+    config: Mapping[str, Any]
+
+
+class Tracking:
+    """One MLflow store (tracking + registry) behind an explicit client."""
+
+    def __init__(self, settings: TrackingSettings) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.settings = settings
+        self.uri = settings.mlflow_tracking_uri
+        self.masked_uri = mask_url(self.uri)
+        uri = client_uri(settings)
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def check(self) -> Tracking:
+        """Fail with one line naming the store when it cannot be reached; returns self."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.search_experiments(max_results=1)
+        except (MlflowException, OSError) as exc:
+            first = mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            raise UserError(f"MLflow at {self.masked_uri} is not reachable: {first[:200]}") from None
+        return self
+
+    def experiment_id(self, name: str) -> str:
+        """The id of experiment `name`, created if missing (local stores: absolute artifacts)."""
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return str(exp.experiment_id)
+        location = None
+        if is_local_store(self.uri):
+            location = Path(self.settings.mlflow_artifact_root).resolve().as_uri()
+        return str(self.client.create_experiment(name, artifact_location=location))
+
+    def find_run(self, experiment_id: str, fingerprint: str) -> str | None:
+        """The oldest finished run tagged with `fingerprint`, or None."""
+        runs = self.client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.fingerprint = '{fingerprint}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time ASC"],
+            max_results=1,
+        )
+        return str(runs[0].info.run_id) if runs else None
+
+    def log_model_run(
+        self,
+        experiment_id: str,
+        run_name: str,
+        model: LoggedModel,
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        tags: Mapping[str, str],
+        figures_dir: Path | None = None,
+        inputs: Iterable[DatasetRef] = (),
+    ) -> str:
+        """Log one model run: params, metrics, tags, datasets, figures (under `plots/`) and
+        the self-contained pyfunc model. The run is marked FAILED if anything fails."""
+        from mlflow.entities import Metric, Param, RunTag
+
+        run = self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+        run_id = str(run.info.run_id)
+        try:
+            self.client.log_batch(
+                run_id,
+                metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
+                params=[Param(k, _param_value(v)) for k, v in params.items()],
+                tags=[RunTag("mlflow.runName", run_name)],
+            )
+            self._log_inputs(run_id, inputs)
+            if figures_dir is not None and figures_dir.is_dir():
+                self.client.log_artifacts(run_id, str(figures_dir), "plots")
+            with tempfile.TemporaryDirectory() as tmp:
+                path = save_model(model, Path(tmp))
+                self.client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
+        except BaseException:
+            self.client.set_terminated(run_id, "FAILED")
+            raise
+        self.client.set_terminated(run_id, "FINISHED")
+        return run_id
+
+    def _log_inputs(self, run_id: str, inputs: Iterable[DatasetRef]) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        datasets = [
+            DatasetInput(
+                Dataset(d.name, d.digest, "local", d.source),
+                [InputTag("mlflow.data.context", d.context)],
+            )
+            for d in inputs
+        ]
+        if datasets:
+            self.client.log_inputs(run_id, datasets=datasets)
+
+    def input_schema_hash(self, run_id: str) -> str:
+        """A hash of the input signature of a run's model ('' when it has none)."""
+        import yaml
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.client.download_artifacts(run_id, f"{MODEL_ARTIFACT}/MLmodel", tmp)
+            meta = yaml.safe_load(Path(path).read_text()) or {}
+        inputs = (meta.get("signature") or {}).get("inputs")
+        if not inputs:
+            return ""
+        return hashlib.sha256(str(inputs).encode()).hexdigest()[:32]
+
+    def download_version(self, name: str, version: str, dst: Path) -> Path:
+        """The files of a registered version, downloaded under `dst`; returns the model dir."""
+        from mlflow.artifacts import download_artifacts
+
+        source = self.client.get_model_version(name, version).source
+        local = download_artifacts(
+            artifact_uri=source, dst_path=str(dst), tracking_uri=client_uri(self.settings)
+        )
+        return Path(local)
+
+    def load_pyfunc(self, name: str, version: str, dst: Path) -> Any:
+        """A registered version as a pyfunc model (downloaded under `dst`)."""
+        import mlflow.pyfunc
+
+        return mlflow.pyfunc.load_model(str(self.download_version(name, version, dst)))
+
+    def model_source(self, run_id: str) -> str:
+        """Where a run's model artifact lives (the registry's version source)."""
+        return f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"
+
+
+def save_model(model: LoggedModel, tmp: Path) -> Path:
+    """Write the pyfunc model (code + skops pipeline + signature) under `tmp`; returns its dir."""
+    import mlflow.pyfunc
+    import skops.io
     from mlflow.models import infer_signature
 
-    example = x_example.head(5)
-    signature = infer_signature(example, pipeline.predict_proba(example)[:, 1])
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-        mlflow.log_params({k: _param_value(v) for k, v in params.items()})
-        mlflow.log_metrics(dict(metrics))
-        mlflow.set_tags(dict(tags))
-        if artifacts_dir is not None and artifacts_dir.is_dir():
-            mlflow.log_artifacts(str(artifacts_dir), artifact_path="plots")
-        mlflow.sklearn.log_model(
-            pipeline,
-            name=MODEL_ARTIFACT,
-            signature=signature,
-            input_example=example,
-            serialization_format="cloudpickle",
-            pyfunc_predict_fn="predict_proba",
-            # Explicit requirements: inferring them re-imports the model in a subprocess (~10 s).
-            pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_cloudpickle=True),
-        )
-        return str(run.info.run_id)
+    pipeline_path = tmp / PIPELINE_FILE
+    skops.io.dump(model.pipeline, pipeline_path)
+    untrusted = set(skops.io.get_untrusted_types(file=pipeline_path))
+    unknown = untrusted - set(model_code.TRUSTED_TYPES)
+    if unknown:
+        raise UserError(f"the model holds types not in model_code.TRUSTED_TYPES: {sorted(unknown)}")
+    x = signature_frame(model)
+    proba = model.pipeline.predict_proba(
+        model_code.coerce_frame(x.head(50), model.config["categorical"], model.config["numeric"])
+    )[:, 1]
+    # From the whole training frame: a column is optional exactly when the data has nulls.
+    signature = infer_signature(x, pd.Series(proba, name="probability"))
+    out = tmp / MODEL_ARTIFACT
+    mlflow.pyfunc.save_model(
+        path=str(out),
+        python_model=str(Path(model_code.__file__)),
+        artifacts={model_code.PIPELINE_ARTIFACT: str(pipeline_path)},
+        model_config=dict(model.config),
+        signature=signature,
+        input_example=x.head(5),
+        # Explicit requirements: inferring them re-imports the model in a subprocess (~10 s).
+        pip_requirements=_requirements(),
+    )
+    return out
+
+
+def signature_frame(model: LoggedModel) -> pd.DataFrame:
+    """The raw training frame as the signature should see it: numerics as float64 (the model
+    scores them as floats, so an integer sent for them, or a null, is valid input)."""
+    x = model.x_train.copy()
+    for col in model.config["numeric"]:
+        x[col] = pd.to_numeric(x[col], errors="coerce").astype("float64")
+    return x
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "skops", "pandas", "numpy")]
 
 
 def _param_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ",".join(str(v) for v in value)
     return str(value)
-
-
-def register_run(run_id: str, model_name: str, tags: Mapping[str, str] | None = None) -> int:
-    """Register the run's model under `model_name`; returns the new version number."""
-    import mlflow
-
-    outputs = mlflow.get_run(run_id).outputs
-    model_ids = [o.model_id for o in (outputs.model_outputs if outputs else [])]
-    uri = f"models:/{model_ids[0]}" if model_ids else f"runs:/{run_id}/{MODEL_ARTIFACT}"
-    mv = mlflow.register_model(uri, model_name, tags=dict(tags or {}))
-    return int(mv.version)
-
-
-def git_sha() -> str:
-    """The current git commit (with `-dirty` when the tree has changes), or `unknown`."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{sha}-dirty" if dirty else sha
-
-
-def file_md5(path: Path) -> str:
-    """The md5 of a file, as DVC records it for a file output in dvc.lock."""
-    digest = hashlib.md5()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def require_client(settings: TrackingSettings) -> Any:
-    """An MlflowClient on the configured store; a UserError when it cannot be reached."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    configure_tracking(settings)
-    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_tracking_uri)
-    try:
-        client.search_experiments(max_results=1)
-    except MlflowException as exc:
-        raise UserError(
-            f"MLflow at {settings.mlflow_tracking_uri} is not reachable: {exc}"
-        ) from None
-    return client

@@ -9,6 +9,8 @@ import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
+from flightdelay.core.evaluation import round_sig
+
 
 def curve_frames(
     y_true: np.ndarray, proba: np.ndarray, threshold: float
@@ -40,11 +42,33 @@ def _thin(frame: pd.DataFrame, points: int = 200) -> pd.DataFrame:
     return frame.iloc[idx].reset_index(drop=True)
 
 
+CURVES = ("roc", "pr", "calibration")
+
+
 def write_dvc_plots(frames: dict[str, pd.DataFrame], out_dir: Path) -> None:
-    """CSV series for dvc.yaml `plots:` (roc, pr, calibration, confusion)."""
+    """CSV series for dvc.yaml `plots:` (roc, pr, calibration, confusion), values rounded to
+    6 significant digits so the committed files reproduce byte for byte."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("roc", "pr", "calibration", "confusion"):
-        frames[name].to_csv(out_dir / f"{name}.csv", index=False)
+    for name in (*CURVES, "confusion"):
+        frame = frames[name]
+        if name in CURVES:
+            frame = frame.map(round_sig)
+        frame.to_csv(out_dir / f"{name}.csv", index=False, lineterminator="\n")
+
+
+def write_overlays(plots_dir: Path, variants: list[str], out_dir: Path) -> None:
+    """One CSV per curve with every variant's points and a `variant` column (dvc.yaml's
+    top-level plots draw them in one chart each)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in CURVES:
+        parts = []
+        for variant in sorted(variants):
+            frame = pd.read_csv(plots_dir / variant / f"{name}.csv")
+            frame.insert(0, "variant", variant)
+            parts.append(frame)
+        pd.concat(parts, ignore_index=True).to_csv(
+            out_dir / f"{name}.csv", index=False, lineterminator="\n"
+        )
 
 
 def write_figures(

@@ -1,135 +1,250 @@
-"""Stage register: put every trained variant in the registry and alias the best one.
+"""Stage register: register each trained run once, and promote only what beats the champion.
 
-The quality gate is checked before anything is written: when the best variant misses
-`register.min_value`, the stage exits non-zero and the registry (versions and aliases) is
-left exactly as it was.
+1. The quality gate (`register.min_value`) is checked before anything is written.
+2. Each variant's MLflow run is found by its fingerprint; a run already registered keeps its
+   version (a re-run after a crash completes the same decision without duplicates).
+3. The best variant of this run is the candidate. It becomes `@champion` only if it beats the
+   current champion *evaluated on the same test data* by `register.min_improvement`; else it
+   becomes `@challenger`. Under `dvc exp run` nothing moves: experiments are candidates only.
+4. The decision is written as version tags and to the untracked `reports/registry.json`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from flightdelay.core import tracking
-from flightdelay.core.config import (
-    CHALLENGER_ALIAS,
-    CHAMPION_ALIAS,
-    Params,
-    RegisterParams,
-    get_pipeline_settings,
-    load_params,
-)
+import numpy as np
+import pandas as pd
+
+from flightdelay.core import lineage, model_card, registry
+from flightdelay.core.config import Params, RegisterParams, get_pipeline_settings, load_params
 from flightdelay.core.errors import UserError
+from flightdelay.core.evaluation import evaluate, round_sig
+from flightdelay.core.records import RunRecord
+from flightdelay.core.tracking import Tracking
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Decision:
-    """Variants ranked best first by the registry metric."""
-
-    ranked: list[dict[str, Any]]
-    metric: str
-
-    @property
-    def champion(self) -> dict[str, Any]:
-        return self.ranked[0]
-
-
-def decide(records: list[dict[str, Any]], rp: RegisterParams) -> Decision:
-    """Rank the run records by `rp.metric` and apply the quality gate (UserError on failure)."""
+def rank(records: list[RunRecord], rp: RegisterParams) -> list[RunRecord]:
+    """The records best first by `rp.metric`; UserError when the best misses the gate."""
     if not records:
         raise UserError("no trained variants found: run the train stages first")
-    missing = [r["variant"] for r in records if rp.metric not in r["metrics"]]
+    missing = [r.variant for r in records if rp.metric not in r.metrics]
     if missing:
         raise UserError(
             f"params.yaml register.metric {rp.metric!r} not logged for {', '.join(missing)}"
         )
-    ranked = sorted(records, key=lambda r: r["metrics"][rp.metric], reverse=rp.greater_is_better)
-    best = ranked[0]["metrics"][rp.metric]
-    passes = best >= rp.min_value if rp.greater_is_better else best <= rp.min_value
-    if not passes:
+    ranked = sorted(
+        records, key=lambda r: (r.metrics[rp.metric], r.variant), reverse=rp.greater_is_better
+    )
+    best = ranked[0].metrics[rp.metric]
+    if not (best >= rp.min_value if rp.greater_is_better else best <= rp.min_value):
         op = ">=" if rp.greater_is_better else "<="
         raise UserError(
-            f"quality gate failed: best variant {ranked[0]['variant']!r} has "
-            f"{rp.metric}={best:.4f}, "
+            f"quality gate failed: best variant {ranked[0].variant!r} has {rp.metric}={best:.4f}, "
             f"register.min_value needs {op} {rp.min_value}; registry and aliases left unchanged"
         )
-    return Decision(ranked, rp.metric)
+    return ranked
 
 
-def read_records(runs_dir: Path, variants: list[str]) -> list[dict[str, Any]]:
-    """The run pointers the train stages wrote for `variants`."""
-    records = []
-    for variant in variants:
-        path = runs_dir / f"{variant}.json"
-        if not path.is_file():
-            raise UserError(f"{path} missing: run `dvc repro train@{variant}` first")
-        records.append(json.loads(path.read_text()))
-    return records
+@dataclass(frozen=True)
+class Decision:
+    """What happens to the candidate, and why."""
+
+    action: str  # "promote" | "challenger" | "keep" | "candidate"
+    reason: str
+    candidate_score: float
+    champion_score: float | None = None
+    margin: float | None = None
 
 
-def register(records: list[dict[str, Any]], params: Params) -> dict[str, Any]:
-    """Register every record, set champion/challenger aliases; returns the decision report."""
-    rp = params.registry
-    decision = decide(records, rp)
-    settings = get_pipeline_settings()
-    client = tracking.require_client(settings)
-    sha = tracking.git_sha()
-    versions: dict[str, int] = {}
-    for rank, rec in enumerate(decision.ranked):
-        role = CHAMPION_ALIAS if rank == 0 else CHALLENGER_ALIAS if rank == 1 else "candidate"
-        tags = {
-            "variant": rec["variant"],
-            "role": role,
-            "git_sha": sha,
-            "decision.metric": rp.metric,
-            f"metric.{rp.metric}": f"{rec['metrics'][rp.metric]:.6f}",
-            **{k: v for k, v in rec.get("tags", {}).items() if k.startswith("data.")},
-        }
-        versions[rec["variant"]] = tracking.register_run(rec["run_id"], rp.model_name, tags)
-    champion = decision.ranked[0]["variant"]
-    client.set_registered_model_alias(rp.model_name, CHAMPION_ALIAS, versions[champion])
-    if len(decision.ranked) > 1:
-        client.set_registered_model_alias(
-            rp.model_name, CHALLENGER_ALIAS, versions[decision.ranked[1]["variant"]]
+def decide(
+    candidate: float,
+    champion: float | None,
+    rp: RegisterParams,
+    *,
+    comparable: bool = True,
+    experiment: bool = False,
+    is_champion: bool = False,
+    decided: bool = True,
+) -> Decision:
+    """The promotion rule (pure): see the module docstring. `decided` is False when the
+    candidate holds @champion but carries no decision (a register interrupted after the move)."""
+    if is_champion:
+        if not decided:
+            return Decision("promote", "completed an interrupted register", candidate, champion)
+        return Decision("keep", "the candidate is already @champion", candidate, champion)
+    if experiment:
+        return Decision(
+            "candidate", "dvc exp run: experiments never move @champion", candidate, champion
         )
-    report = {
+    if champion is None:
+        if not comparable:
+            return Decision(
+                "challenger",
+                "the champion cannot score the current test data (its inputs differ)",
+                candidate,
+            )
+        return Decision("promote", "no current champion; quality gate passed", candidate)
+    margin = candidate - champion if rp.greater_is_better else champion - candidate
+    margin = round_sig(margin)
+    if margin >= rp.min_improvement and margin > 0:
+        why = f"beats @champion by {margin} >= register.min_improvement {rp.min_improvement}"
+        return Decision("promote", why, candidate, champion, margin)
+    why = f"margin {margin} < register.min_improvement {rp.min_improvement}"
+    return Decision("challenger", why, candidate, champion, margin)
+
+
+def read_records(runs_dir: Path, variants: list[str]) -> list[RunRecord]:
+    """The run records the train stages wrote for `variants`."""
+    return [RunRecord.read(runs_dir / f"{variant}.json") for variant in variants]
+
+
+def version_for(
+    tracking: Tracking, params: Params, record: RunRecord, card: str
+) -> tuple[str, str]:
+    """(run id, version) of a record: its run found by fingerprint, registered once."""
+    client, name = tracking.client, params.registry.model_name
+    experiment = client.get_experiment_by_name(params.mlflow.experiment)
+    run_id = None
+    if experiment is not None:
+        run_id = tracking.find_run(str(experiment.experiment_id), record.fingerprint)
+    if run_id is None:
+        raise UserError(
+            f"no MLflow run with fingerprint {record.fingerprint} ({record.variant}) in "
+            f"{tracking.masked_uri}: run `dvc repro -f train@{record.variant}`"
+        )
+    for mv in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+        return run_id, str(mv.version)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=model_card.model_description(name))
+    run = client.get_run(run_id)
+    tags = {
+        "variant": record.variant,
+        "fingerprint": record.fingerprint,
+        "schema.inputs": tracking.input_schema_hash(run_id),
+        **{f"data.{k}_md5": v for k, v in record.data.items()},
+        **{k: v for k, v in run.data.tags.items() if k.startswith(("git.", "dvc."))},
+        **{f"metric.{k}": str(v) for k, v in record.metrics.items()},
+    }
+    mv = client.create_model_version(
+        name, tracking.model_source(run_id), run_id=run_id, tags=tags, description=card
+    )
+    return run_id, str(mv.version)
+
+
+def champion_score(
+    tracking: Tracking, name: str, version: str, test: pd.DataFrame, params: Params
+) -> float | None:
+    """The champion's `register.metric` on the current test split, or None when it cannot
+    score these rows (its input signature differs: other features, another dataset)."""
+    tp = params.train
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            model = tracking.load_pyfunc(name, version, Path(tmp))
+            proba = np.asarray(model.predict(test[[*tp.categorical, *tp.numeric]]), dtype=float)
+    except Exception as exc:  # any failure to load or score means "cannot compare"
+        log.warning("champion v%s cannot score the current test data: %s", version, str(exc)[:200])
+        return None
+    if proba.ndim == 2:
+        proba = proba[:, -1]
+    y = test[tp.target].to_numpy(int)
+    return round_sig(evaluate(y, proba, tp.decision_threshold)[params.registry.metric])
+
+
+def apply(
+    tracking: Tracking, rp: RegisterParams, version: str, runner_up: str | None, d: Decision
+) -> None:
+    """Move aliases for the decision, then write its tags and card section on the candidate."""
+    client, name = tracking.client, rp.model_name
+    record = {**asdict(d), "at": registry.now()}
+    tags = {f"decision.{k}": "" if v is None else str(v) for k, v in record.items()}
+    if d.action == "promote":
+        registry.set_champion(client, name, version, {"champion.how": "register"})
+        if runner_up:
+            registry.set_challenger(client, name, runner_up)
+    elif d.action == "challenger":
+        registry.set_challenger(client, name, version)
+        tags["role"] = "challenger"
+    elif d.action == "candidate":
+        tags["role"] = "candidate"
+    registry.tag_version(client, name, version, tags)
+    if d.action != "keep":
+        card = client.get_model_version(name, version).description or ""
+        section = model_card.decision_section(record, rp.metric)
+        client.update_model_version(name, version, description=card + section)
+
+
+def _has_decision(tracking: Tracking, name: str, version: str) -> bool:
+    tags = tracking.client.get_model_version(name, version).tags or {}
+    return "decision.action" in tags
+
+
+def register(records: list[RunRecord], params: Params, test: pd.DataFrame) -> dict[str, Any]:
+    """Register every record once, decide on the best; returns the decision report."""
+    rp = params.registry
+    ranked = rank(records, rp)
+    tracking = Tracking(get_pipeline_settings()).check()
+    versions: dict[str, str] = {}
+    runs: dict[str, str] = {}
+    for rec in ranked:
+        card = model_card.version_card(rp.model_name, rec, params)
+        runs[rec.variant], versions[rec.variant] = version_for(tracking, params, rec, card)
+    candidate = versions[ranked[0].variant]
+    current = registry.alias_version(tracking.client, rp.model_name, registry.CHAMPION_ALIAS)
+    score = None
+    comparable = True
+    if current and current != candidate:
+        score = champion_score(tracking, rp.model_name, current, test, params)
+        comparable = score is not None
+    decision = decide(
+        ranked[0].metrics[rp.metric],
+        score,
+        rp,
+        comparable=comparable,
+        experiment=lineage.in_dvc_experiment(),
+        is_champion=current == candidate,
+        decided=_has_decision(tracking, rp.model_name, candidate),
+    )
+    runner_up = versions[ranked[1].variant] if len(ranked) > 1 else None
+    apply(tracking, rp, candidate, runner_up, decision)
+    champion = registry.alias_version(tracking.client, rp.model_name, registry.CHAMPION_ALIAS)
+    log.info("%s v%s: %s (%s)", rp.model_name, candidate, decision.action, decision.reason)
+    return {
         "model_name": rp.model_name,
         "metric": rp.metric,
-        "greater_is_better": rp.greater_is_better,
-        "min_value": rp.min_value,
-        "git_sha": sha,
-        "decided_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "aliases": {CHAMPION_ALIAS: versions[champion]}
-        | (
-            {CHALLENGER_ALIAS: versions[decision.ranked[1]["variant"]]}
-            if len(decision.ranked) > 1
-            else {}
-        ),
+        "candidate": {"variant": ranked[0].variant, "version": candidate},
+        "decision": asdict(decision),
+        "champion": champion,
+        "previous_champion": current,
         "versions": [
             {
-                "variant": rec["variant"],
-                "version": versions[rec["variant"]],
-                "run_id": rec["run_id"],
-                rp.metric: rec["metrics"][rp.metric],
+                "variant": r.variant,
+                "version": versions[r.variant],
+                "run_id": runs[r.variant],
+                rp.metric: r.metrics[rp.metric],
             }
-            for rec in decision.ranked
+            for r in ranked
         ],
+        "decided_at": registry.now(),
     }
-    log.info("registered %s: champion v%s (%s)", rp.model_name, versions[champion], champion)
-    return report
 
 
-def main(runs_dir: str, out: str) -> None:
-    """Run the stage with params.yaml; write the decision to `out`."""
-    params = load_params()
+def main(runs_dir: str, test_path: str, out: str) -> None:
+    """Run the stage with params.yaml: register, decide, write the untracked report `out`."""
+    params = load_params(get_pipeline_settings().params_path)
     records = read_records(Path(runs_dir), list(params.train.variants))
-    report = register(records, params)
+    report = register(records, params, pd.read_parquet(test_path))
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")

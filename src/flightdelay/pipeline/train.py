@@ -1,8 +1,9 @@
 """Stage train@<variant>: fit one logistic-regression variant, evaluate it, log it to MLflow.
 
-Pure core: :func:`fit_variant` and :func:`evaluate`. :func:`main` does the I/O: it writes
+Pure core: :func:`fit_variant`, :func:`fingerprint`. :func:`main` does the I/O: it writes
 `reports/metrics/<variant>.json` (DVC metrics), `reports/plots/<variant>/*.csv` (DVC plots) and
-`models/runs/<variant>.json` (the run pointer the register stage reads).
+`models/runs/<variant>.json` (the record `register` reads). All three are deterministic; the
+MLflow run is found again by its `fingerprint` tag, so the same inputs never log a second run.
 """
 
 from __future__ import annotations
@@ -10,45 +11,49 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    brier_score_loss,
-    f1_score,
-    log_loss,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
 from sklearn.pipeline import Pipeline
 
-from flightdelay.core import tracking
+from flightdelay.core import lineage
 from flightdelay.core.config import Params, TrainParams, get_pipeline_settings, load_params
 from flightdelay.core.errors import UserError
-from flightdelay.core.estimator import CLASSIFIER, PREPROCESS, build_pipeline, coerce_frame
+from flightdelay.core.estimator import CLASSIFIER, PREPROCESS, build_pipeline
+from flightdelay.core.evaluation import evaluate, rounded
+from flightdelay.core.model_code import coerce_frame
+from flightdelay.core.records import RunRecord
+from flightdelay.core.tracking import DatasetRef, LoggedModel, Tracking
 from flightdelay.pipeline.plots import curve_frames, write_dvc_plots, write_figures
 
 log = logging.getLogger(__name__)
 
+PACKAGE = Path(__file__).resolve().parents[1]
+CODE = (PACKAGE / "core", PACKAGE / "pipeline" / "train.py", PACKAGE / "pipeline" / "plots.py")
+UPSTREAM_STAGES = ("target", "get_data", "load", "features")
 
-def split_xy(frame: pd.DataFrame, train: TrainParams) -> tuple[pd.DataFrame, np.ndarray]:
-    """The model input (params' categorical + numeric columns) and the 0/1 target."""
-    needed = [*train.categorical, *train.numeric, train.target]
-    missing = [c for c in needed if c not in frame.columns]
+
+def feature_frame(frame: pd.DataFrame, train: TrainParams) -> pd.DataFrame:
+    """The raw model input: params' categorical + numeric columns, as the data has them."""
+    needed = [*train.categorical, *train.numeric]
+    missing = [c for c in [*needed, train.target] if c not in frame.columns]
     if missing:
         raise UserError(
             f"params.yaml train: column(s) not in the feature table: {', '.join(missing)}"
         )
-    return coerce_frame(frame, train.categorical, train.numeric), frame[train.target].to_numpy(int)
+    return frame[needed].reset_index(drop=True)
+
+
+def labels(frame: pd.DataFrame, train: TrainParams) -> np.ndarray:
+    """The 0/1 target."""
+    return frame[train.target].to_numpy(int)
 
 
 def fit_variant(x: pd.DataFrame, y: np.ndarray, train: TrainParams, variant: str) -> Pipeline:
-    """A fitted Pipeline for `train.variants[variant]`."""
+    """A fitted Pipeline for `train.variants[variant]` on the raw frame `x`."""
     if variant not in train.variants:
         known = ", ".join(train.variants)
         raise UserError(f"unknown variant {variant!r}: params.yaml train.variants has {known}")
@@ -57,22 +62,7 @@ def fit_variant(x: pd.DataFrame, y: np.ndarray, train: TrainParams, variant: str
     pipeline = build_pipeline(
         train.categorical, train.numeric, train.variants[variant], train.random_state
     )
-    return pipeline.fit(x, y)
-
-
-def evaluate(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
-    """Ranking, probability and thresholded metrics of `proba` against `y`."""
-    pred = (proba >= threshold).astype(int)
-    return {
-        "roc_auc": float(roc_auc_score(y, proba)),
-        "pr_auc": float(average_precision_score(y, proba)),
-        "log_loss": float(log_loss(y, proba, labels=[0, 1])),
-        "brier": float(brier_score_loss(y, proba)),
-        "accuracy": float(accuracy_score(y, pred)),
-        "precision": float(precision_score(y, pred, zero_division=0)),
-        "recall": float(recall_score(y, pred, zero_division=0)),
-        "f1": float(f1_score(y, pred, zero_division=0)),
-    }
+    return pipeline.fit(coerce_frame(x, train.categorical, train.numeric), y)
 
 
 def coefficients(pipeline: Pipeline) -> pd.Series:
@@ -82,78 +72,107 @@ def coefficients(pipeline: Pipeline) -> pd.Series:
 
 
 def run_params(params: Params, variant: str) -> dict[str, Any]:
-    """What the MLflow run records as params."""
+    """What the MLflow run records as params (the variant's knobs and the shared train ones)."""
     train = params.train
-    knobs = train.variants[variant].model_dump()
-    return {
-        "variant": variant,
-        **knobs,
-        "decision_threshold": train.decision_threshold,
-        "label_threshold_minutes": params.label.threshold_minutes,
-        "cancelled_as_delayed": params.label.cancelled_as_delayed,
-        "categorical": train.categorical,
-        "numeric": train.numeric,
-        "sample_rows": train.sample_rows,
-        "random_state": train.random_state,
-    }
+    shared = train.model_dump(exclude={"variants"})
+    return {"variant": variant, **train.variants[variant].model_dump(), **shared}
 
 
-def train_and_log(params: Params, variant: str, data_dir: Path, plots_dir: Path) -> dict[str, Any]:
-    """Fit, evaluate and log one variant; returns the run record (run id, metrics, hashes)."""
-    settings = get_pipeline_settings()
-    train_path, test_path = data_dir / "train.parquet", data_dir / "test.parquet"
-    train_df, test_df = pd.read_parquet(train_path), pd.read_parquet(test_path)
+def fingerprint(params: Params, variant: str, data: dict[str, str], code_md5: str) -> str:
+    """Deterministic identity of a training run: params, data md5s and code."""
+    payload = {"params": run_params(params, variant), "data": data, "code": code_md5}
+    return lineage.stable_hash(payload)[:32]
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """A fitted variant and what it scored on the test split."""
+
+    pipeline: Pipeline
+    x_train: pd.DataFrame
+    metrics: dict[str, float]
+    frames: dict[str, pd.DataFrame]
+
+
+def fit_and_evaluate(params: Params, variant: str, data_dir: Path) -> Evaluated:
+    """Fit `variant` on train.parquet and evaluate it on test.parquet."""
     tp = params.train
+    train_df = pd.read_parquet(data_dir / "train.parquet")
+    test_df = pd.read_parquet(data_dir / "test.parquet")
     if tp.sample_rows and tp.sample_rows < len(train_df):
         train_df = train_df.sample(tp.sample_rows, random_state=tp.random_state)
-    x_train, y_train = split_xy(train_df, tp)
-    x_test, y_test = split_xy(test_df, tp)
-    pipeline = fit_variant(x_train, y_train, tp, variant)
-    proba = pipeline.predict_proba(x_test)[:, 1]
-    metrics = evaluate(y_test, proba, tp.decision_threshold)
-    frames = curve_frames(y_test, proba, tp.decision_threshold)
-    write_dvc_plots(frames, plots_dir)
+    x_train, x_test = feature_frame(train_df, tp), feature_frame(test_df, tp)
+    pipeline = fit_variant(x_train, labels(train_df, tp), tp, variant)
+    proba = pipeline.predict_proba(coerce_frame(x_test, tp.categorical, tp.numeric))[:, 1]
+    y_test = labels(test_df, tp)
+    metrics = rounded(evaluate(y_test, proba, tp.decision_threshold))
+    return Evaluated(pipeline, x_train, metrics, curve_frames(y_test, proba, tp.decision_threshold))
+
+
+def model_config(params: Params) -> dict[str, Any]:
+    """What the logged pyfunc model carries besides its pipeline."""
+    tp = params.train
+    return {
+        "model_name": params.registry.model_name,
+        "categorical": list(tp.categorical),
+        "numeric": list(tp.numeric),
+        "target": tp.target,
+        "decision_threshold": tp.decision_threshold,
+    }
+
+
+def log_run(params: Params, variant: str, fitted: Evaluated, record: RunRecord) -> str:
+    """The MLflow run of `record` (an existing one with the same fingerprint, else a new one)."""
+    tracking = Tracking(get_pipeline_settings()).check()
+    experiment_id = tracking.experiment_id(params.mlflow.experiment)
+    existing = tracking.find_run(experiment_id, record.fingerprint)
+    if existing:
+        log.info("%s: run %s has the same fingerprint; nothing new to log", variant, existing)
+        return existing
     tags = {
         "variant": variant,
-        "git_sha": tracking.git_sha(),
-        "data.train_md5": tracking.file_md5(train_path),
-        "data.test_md5": tracking.file_md5(test_path),
-        "database_url": settings.masked_database_url(),
+        "fingerprint": record.fingerprint,
+        "params_hash": lineage.stable_hash(run_params(params, variant))[:32],
+        **lineage.git_state(),
+        **lineage.dvc_stage_hashes(Path("dvc.lock"), UPSTREAM_STAGES),
+        **lineage.dvc_experiment(),
     }
-    tracking.configure_tracking(settings)
-    experiment_id = tracking.ensure_experiment(params.mlflow.experiment, settings)
+    contexts = {"train": "training", "test": "evaluation"}
+    inputs = [
+        DatasetRef(name, md5, f"data/processed/{name}.parquet", contexts.get(name, name))
+        for name, md5 in sorted(record.data.items())
+    ]
     with tempfile.TemporaryDirectory() as tmp:
-        write_figures(frames, coefficients(pipeline), variant, Path(tmp))
-        run_id = tracking.log_pipeline_run(
-            pipeline,
-            x_train,
-            run_params(params, variant),
-            metrics,
-            tags,
+        write_figures(fitted.frames, coefficients(fitted.pipeline), variant, Path(tmp))
+        return tracking.log_model_run(
             experiment_id,
-            run_name=variant,
-            artifacts_dir=Path(tmp),
+            variant,
+            LoggedModel(fitted.pipeline, fitted.x_train, model_config(params)),
+            run_params(params, variant),
+            fitted.metrics,
+            tags,
+            figures_dir=Path(tmp),
+            inputs=inputs,
         )
-    log.info(
-        "%s: run %s, %s", variant, run_id, ", ".join(f"{k}={v:.4f}" for k, v in metrics.items())
-    )
-    return {
-        "variant": variant,
-        "run_id": run_id,
-        "experiment_id": experiment_id,
-        "metrics": metrics,
-        "tags": tags,
-    }
 
 
 def main(variant: str, data_dir: str, metrics_dir: str, plots_dir: str, runs_dir: str) -> None:
     """Run the stage for one variant with params.yaml and the configured MLflow."""
-    params = load_params()
+    params = load_params(get_pipeline_settings().params_path)
     if variant not in params.train.variants:
         known = ", ".join(params.train.variants)
         raise UserError(f"unknown variant {variant!r}: params.yaml train.variants has {known}")
-    record = train_and_log(params, variant, Path(data_dir), Path(plots_dir) / variant)
-    for folder, payload in ((metrics_dir, record["metrics"]), (runs_dir, record)):
-        out = Path(folder) / f"{variant}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    data = Path(data_dir)
+    fitted = fit_and_evaluate(params, variant, data)
+    md5s = {name: lineage.file_md5(data / f"{name}.parquet") for name in ("test", "train")}
+    record = RunRecord(
+        variant, fingerprint(params, variant, md5s, lineage.tree_md5(CODE, PACKAGE)), fitted.metrics, md5s
+    )
+    write_dvc_plots(fitted.frames, Path(plots_dir) / variant)
+    run_id = log_run(params, variant, fitted, record)
+    shown = ", ".join(f"{k}={v}" for k, v in fitted.metrics.items())
+    log.info("%s: run %s, %s", variant, run_id, shown)
+    record.write(Path(runs_dir) / f"{variant}.json")
+    metrics_path = Path(metrics_dir) / f"{variant}.json"
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(fitted.metrics, indent=2, sort_keys=True) + "\n")
