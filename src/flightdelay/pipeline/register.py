@@ -223,14 +223,14 @@ def register(records: list[RunRecord], params: Params, test: pd.DataFrame) -> di
     return {
         "model_name": rp.model_name,
         "metric": rp.metric,
-        "candidate": {"variant": ranked[0].variant, "version": candidate},
+        "candidate": {"variant": ranked[0].variant, "version": int(candidate)},
         "decision": asdict(decision),
-        "champion": champion,
-        "previous_champion": current,
+        "champion": int(champion) if champion else None,
+        "previous_champion": int(current) if current else None,
         "versions": [
             {
                 "variant": r.variant,
-                "version": versions[r.variant],
+                "version": int(versions[r.variant]),
                 "run_id": runs[r.variant],
                 rp.metric: r.metrics[rp.metric],
             }
