@@ -36,10 +36,25 @@ def test_two_runs_two_versions_and_aliases(repo: Path) -> None:
     assert len(versions) == 2
     champ = c.get_model_version_by_alias("flightdelay", "champion")
     chall = c.get_model_version_by_alias("flightdelay", "challenger")
+    serving = c.get_model_version_by_alias("flightdelay", "serving")
     metric = {v.version: float(c.get_run(v.run_id).data.metrics["roc_auc"]) for v in versions}
     assert metric[champ.version] >= metric[chall.version] >= 0.6
+    assert serving.version == champ.version
     registry = json.loads((repo / "reports/registry.json").read_text())
-    assert registry["aliases"]["champion"] == int(champ.version)
+    assert registry["champion"] == int(champ.version)
+    assert registry["decision"]["action"] == "promote"
+
+
+def test_fresh_clone_reproduces_every_tracked_file(repo: Path) -> None:
+    """dvc.lock, metrics, plots and run records come out byte for byte as committed."""
+    assert run(["git", "status", "--porcelain"], repo).stdout == ""
+
+
+def test_metrics_diff_against_head_works(repo: Path) -> None:
+    out = run(["dvc", "metrics", "diff", "HEAD", "--json"], repo).stdout
+    assert json.loads(out) == {}  # committed metrics = reproduced metrics
+    run(["dvc", "params", "diff", "HEAD"], repo)
+    run(["dvc", "plots", "diff", "HEAD", "-o", "reports/plots/diff"], repo)
 
 
 def test_metrics_and_plots_show(repo: Path) -> None:
@@ -57,10 +72,14 @@ def test_raw_data_matches_the_package(repo: Path) -> None:
     assert load["tables"]["weather"]["rows"] == 26_115
 
 
-def test_second_repro_runs_nothing(repo: Path) -> None:
+def test_second_repro_runs_nothing_but_the_target_check(repo: Path) -> None:
+    c = client(repo)
+    before = len(c.search_model_versions("name='flightdelay'"))
     out = run(["dvc", "repro"], repo).stdout
-    assert "Running stage" not in out
-    assert "Data and pipelines are up to date" in out
+    ran = [line for line in out.splitlines() if line.startswith("Running stage")]
+    assert ran == ["Running stage 'target':"], out
+    assert len(c.search_model_versions("name='flightdelay'")) == before
+    assert run(["git", "status", "--porcelain"], repo).stdout == ""
 
 
 def test_param_change_reruns_only_ridge_and_register(repo: Path) -> None:
@@ -69,22 +88,25 @@ def test_param_change_reruns_only_ridge_and_register(repo: Path) -> None:
     try:
         params.write_text(original.replace("C: 1.0", "C: 0.7", 1))
         out = run(["dvc", "status", "--json"], repo).stdout
-        assert set(json.loads(out)) == {"train@ridge", "register"}
+        assert set(json.loads(out)) == {"target", "train@ridge", "compare", "register"}
     finally:
         params.write_text(original)
 
 
-def test_exp_run_appears_in_mlflow(repo: Path) -> None:
-    before = len(
-        client(repo).search_runs([client(repo).get_experiment_by_name("flightdelay").experiment_id])
-    )
-    run(["dvc", "exp", "run", "-S", "train.variants.ridge.C=0.5"], repo)
+def test_exp_run_appears_in_mlflow_but_never_moves_the_champion(repo: Path) -> None:
     c = client(repo)
-    runs = c.search_runs(
-        [c.get_experiment_by_name("flightdelay").experiment_id], order_by=["start_time DESC"]
-    )
+    exp_id = c.get_experiment_by_name("flightdelay").experiment_id
+    before = len(c.search_runs([exp_id]))
+    champion = c.get_model_version_by_alias("flightdelay", "champion").version
+    run(["dvc", "exp", "run", "-S", "train.variants.ridge.C=0.5"], repo)
+    runs = c.search_runs([exp_id], order_by=["start_time DESC"])
     assert len(runs) == before + 1
     assert runs[0].data.tags["variant"] == "ridge" and runs[0].data.params["C"] == "0.5"
+    assert runs[0].data.tags["dvc.exp.baseline"]
+    assert c.get_model_version_by_alias("flightdelay", "champion").version == champion
+    assert c.get_model_version_by_alias("flightdelay", "serving").version == champion
+    shown = run(["dvc", "exp", "show", "--json"], repo).stdout
+    assert "!" not in json.dumps(json.loads(shown)[0]["rev"])
 
 
 def test_notebook_executes_against_the_db(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

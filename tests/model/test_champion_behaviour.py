@@ -4,22 +4,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mlflow.sklearn
+import numpy as np
 import pandas as pd
 import pytest
 
-from flightdelay.core.config import load_params
-from flightdelay.core.estimator import coerce_frame
+from flightdelay.core.config import PipelineSettings, load_params
+from flightdelay.core.tracking import Tracking
 
 pytestmark = pytest.mark.slow
 
 
+class Champion:
+    """The registered champion as every MLflow consumer sees it: a pyfunc on raw rows."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+
+    def proba(self, rows: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.model.predict(rows), dtype=float)  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="module")
-def champion(reproduced_repo: Path):  # type: ignore[no-untyped-def]
-    uri = f"sqlite:///{reproduced_repo / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)  # other tests may have pointed the registry elsewhere
-    return mlflow.sklearn.load_model("models:/flightdelay@champion")
+def champion(reproduced_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Champion:
+    settings = PipelineSettings(
+        mlflow_tracking_uri=f"sqlite:///{reproduced_repo / 'mlflow.db'}",
+        mlflow_artifact_root=str(reproduced_repo / "mlruns"),
+    )
+    tracking = Tracking(settings)
+    version = tracking.client.get_model_version_by_alias("flightdelay", "champion").version
+    return Champion(tracking.load_pyfunc("flightdelay", str(version), tmp_path_factory.mktemp("m")))
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +40,13 @@ def test_rows(reproduced_repo: Path) -> pd.DataFrame:
     return pd.read_parquet(reproduced_repo / "data/processed/test.parquet")
 
 
-def frame(rows: pd.DataFrame) -> pd.DataFrame:
-    tp = load_params().train
-    return coerce_frame(rows, tp.categorical, tp.numeric)
-
-
 def test_late_evening_departures_riskier_than_early_morning(champion, test_rows) -> None:  # type: ignore[no-untyped-def]
     base = test_rows.head(200).copy()
     early, late = base.copy(), base.copy()
     early["dep_hour"], early["dep_hour_bucket"], early["sched_dep_minutes"] = 6, "morning", 360
     late["dep_hour"], late["dep_hour_bucket"], late["sched_dep_minutes"] = 20, "evening", 1200
-    p_early = champion.predict_proba(frame(early))[:, 1].mean()
-    p_late = champion.predict_proba(frame(late))[:, 1].mean()
+    p_early = champion.proba(early).mean()
+    p_late = champion.proba(late).mean()
     assert p_late > p_early + 0.05
 
 
@@ -47,12 +55,21 @@ def test_unknown_categories_and_missing_numbers_still_score(champion, test_rows)
     rows["carrier"], rows["dest"] = "ZZ", "NOPE"
     for col in load_params().train.numeric:
         rows[col] = None
-    proba = champion.predict_proba(frame(rows))[:, 1]
-    assert ((proba > 0) & (proba < 1)).all()
+    proba = champion.proba(rows)
+    assert np.isfinite(proba).all() and ((proba > 0) & (proba < 1)).all()
+    # an unseen category carries no weight: any other unseen value answers the same
+    other = rows.copy()
+    other["carrier"], other["dest"] = "QQ", "ELSEWHERE"
+    np.testing.assert_array_equal(champion.proba(other), proba)
+    # and a missing number is imputed: it answers like the imputed value, not like 0
+    zeros = rows.copy()
+    for col in load_params().train.numeric:
+        zeros[col] = 0.0
+    assert np.abs(champion.proba(zeros) - proba).max() > 1e-6
 
 
 def test_probabilities_track_the_observed_rate(champion, test_rows) -> None:  # type: ignore[no-untyped-def]
-    proba = champion.predict_proba(frame(test_rows))[:, 1]
+    proba = champion.proba(test_rows)
     target = load_params().train.target
     by_month = pd.DataFrame({"p": proba, "y": test_rows[target]}).groupby(test_rows["month"]).mean()
     # class_weight="balanced" shifts the level; the ordering of months must still follow the data
