@@ -140,11 +140,12 @@ def register_cmd(
     runs_dir: str = typer.Option(...),
     test: str = typer.Option(..., help="The test split the champion is re-scored on."),
     out: str = typer.Option(..., help="The untracked decision report."),
+    marker: str = typer.Option(..., help="The fingerprints now registered (DVC output)."),
 ) -> None:
     """Stage register: register new runs once; promote only what beats @champion."""
     from flightdelay.pipeline.register import main
 
-    main(runs_dir, test, out)
+    main(runs_dir, test, out, marker)
 
 
 @app.command("promote")

@@ -64,7 +64,9 @@ def train_all(project: Path) -> None:
 
 
 def register(project: Path) -> dict:  # type: ignore[type-arg]
-    register_model.main("models/runs", "data/test.parquet", "reports/registry.json")
+    register_model.main(
+        "models/runs", "data/test.parquet", "reports/registry.json", "models/registered.json"
+    )
     return json.loads((project / "reports/registry.json").read_text())  # type: ignore[no-any-return]
 
 

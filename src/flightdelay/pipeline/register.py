@@ -240,11 +240,18 @@ def register(records: list[RunRecord], params: Params, test: pd.DataFrame) -> di
     }
 
 
-def main(runs_dir: str, test_path: str, out: str) -> None:
-    """Run the stage with params.yaml: register, decide, write the untracked report `out`."""
+def main(runs_dir: str, test_path: str, out: str, marker: str) -> None:
+    """Run the stage with params.yaml: register, decide, write the untracked report `out` and
+    the deterministic `marker` (the model name and the fingerprints now registered)."""
     params = load_params(get_pipeline_settings().params_path)
     records = read_records(Path(runs_dir), list(params.train.variants))
     report = register(records, params, pd.read_parquet(test_path))
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
+    registered = {
+        "model_name": params.registry.model_name,
+        "fingerprints": sorted(r.fingerprint for r in records),
+    }
+    Path(marker).parent.mkdir(parents=True, exist_ok=True)
+    Path(marker).write_text(json.dumps(registered, indent=2, sort_keys=True) + "\n")
