@@ -27,6 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from flightdelay.core.config import load_params  # noqa: E402
+from flightdelay.serving.cli import MLFLOW_CLIENT_ENV  # noqa: E402
 from flightdelay.serving.client import records_from_split  # noqa: E402
 
 OUT = ROOT / "reports/bench/serving.json"
@@ -38,6 +39,7 @@ ENV = {
     "DATABASE_URL": "sqlite:///data/interim/flights.db",
     "MLFLOW_TRACKING_URI": "sqlite:///mlflow.db",
     "API_POLL_SECONDS": "0",
+    **MLFLOW_CLIENT_ENV,  # what `flightdelay serve` starts the service with
 }
 
 
@@ -48,7 +50,9 @@ def free_port() -> int:
 
 
 def env() -> dict[str, str]:
+    """The servers' environment; MODEL_NAME from params.yaml, as `flightdelay serve` fills it."""
     e = dict(os.environ) | ENV
+    e.setdefault("MODEL_NAME", load_params().registry.model_name)
     e["PATH"] = f"{ROOT / '.venv/bin'}{os.pathsep}{e['PATH']}"
     e.pop("PYTHONDONTWRITEBYTECODE", None)
     return e
@@ -166,14 +170,22 @@ def batch_rows_per_s(url: str, body: bytes, rows: int, repeats: int = 10) -> flo
 
 def in_process_rows_per_s(records: list[dict[str, Any]]) -> tuple[float, float]:
     """(predict_proba rows/s on a 10k frame, linear scorer rows/s on the same columns)."""
+    import mlflow.artifacts
     import mlflow.sklearn
     import pandas as pd
 
     from flightdelay.core.estimator import coerce_frame
-    from flightdelay.serving.scorer import compile_pipeline
+    from flightdelay.serving.runtime.compile import compile_pipeline
 
-    mlflow.set_tracking_uri("sqlite:///mlflow.db")
-    model = mlflow.sklearn.load_model("models:/flightdelay@champion")
+    uri, name = ENV["MLFLOW_TRACKING_URI"], load_params().registry.model_name
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}@champion",
+            dst_path=tmp,
+            tracking_uri=uri,
+            registry_uri=uri,
+        )
+        model = mlflow.sklearn.load_model(local)
     tp = load_params().train
     frame = coerce_frame(pd.DataFrame(records), tp.categorical, tp.numeric)
     model.predict_proba(frame)
@@ -268,7 +280,7 @@ def main() -> None:
             "models",
             "serve",
             "-m",
-            "models:/flightdelay@champion",
+            f"models:/{load_params().registry.model_name}@champion",
             "--env-manager",
             "local",
             "-p",

@@ -43,7 +43,30 @@ def test_model_columns_exist_and_joins_filled(features: pd.DataFrame) -> None:
 
 def test_splits_are_disjoint_in_time(reproduced_repo: Path) -> None:
     split = load_params().features.split
+    assert split.strategy == "time"
+    cutoff = pd.Timestamp(split.cutoff)
     train = pd.read_parquet(reproduced_repo / "data/processed/train.parquet")
     test = pd.read_parquet(reproduced_repo / "data/processed/test.parquet")
-    assert set(train[split.column]) == set(split.train)
-    assert set(test[split.column]) == set(split.test)
+    assert train[split.column].max() < cutoff <= test[split.column].min()
+    # the cutoff is midnight in New York: the same as training on months 1-10, testing on 11-12
+    assert set(train["month"]) == set(range(1, 11))
+    assert set(test["month"]) == {11, 12}
+    assert len(train) + len(test) == 336_776
+
+
+def test_splits_are_in_key_order_with_one_type_per_column(reproduced_repo: Path) -> None:
+    key = load_params().features.key
+    for name in ("train", "test"):
+        part = pd.read_parquet(reproduced_repo / f"data/processed/{name}.parquet")
+        assert str(part["time_hour"].dtype) == "datetime64[us, UTC]"
+        assert not part.duplicated(key).any()
+        assert part[key].equals(part.sort_values(key, kind="mergesort")[key])
+
+
+def test_no_numeric_feature_is_pure_extrapolation(reproduced_repo: Path) -> None:
+    """Most test values of every numeric feature lie within the range seen in training."""
+    train = pd.read_parquet(reproduced_repo / "data/processed/train.parquet")
+    test = pd.read_parquet(reproduced_repo / "data/processed/test.parquet")
+    for col in load_params().train.numeric:
+        seen = test[col].dropna().between(train[col].min(), train[col].max())
+        assert seen.mean() > 0.5, col

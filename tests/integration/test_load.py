@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -89,3 +90,38 @@ def test_null_in_not_null_column(tmp_path: Path, url: str) -> None:
     tables["flights"].loc[0, "carrier"] = None
     with pytest.raises(UserError, match=r"raw flights\.carrier: 1 NULL"):
         load_tables(url, write_raw(tmp_path / "raw", tables), PARAMS)
+
+
+def test_report_is_byte_stable_without_timings(tmp_path: Path, url: str) -> None:
+    raw = write_raw(tmp_path / "raw")
+    first = load_tables(url, raw, PARAMS)
+    assert "seconds" not in json.dumps(first)
+    assert first == load_tables(url, raw, PARAMS)
+    assert set(first) == {"database_url", "tables"}
+    assert first["tables"] == {
+        n: {"rows": r}
+        for n, r in {"airlines": 2, "airports": 2, "planes": 1, "weather": 1, "flights": 5}.items()
+    }
+
+
+def test_raw_file_without_a_table_names_the_params_key(tmp_path: Path, url: str) -> None:
+    tables = raw_tables()
+    tables["custmers"] = pd.DataFrame({"x": [1]})
+    with pytest.raises(UserError, match=r"params.yaml get_data: table\(s\) custmers not in schema"):
+        load_tables(url, write_raw(tmp_path / "raw", tables), PARAMS)
+    assert counts(url) == {}
+
+
+def test_table_without_a_raw_file_names_the_table(tmp_path: Path, url: str) -> None:
+    tables = raw_tables()
+    del tables["planes"]
+    with pytest.raises(UserError, match=r"schema.sql table 'planes' has no raw file .*get_data"):
+        load_tables(url, write_raw(tmp_path / "raw", tables), PARAMS)
+    assert counts(url) == {}
+
+
+def test_bad_schema_is_one_line_before_the_database_is_touched(tmp_path: Path, url: str) -> None:
+    raw = write_raw(tmp_path / "raw")
+    with pytest.raises(UserError, match=r"schema.sql: flights.distance has type REAL"):
+        load_tables(url, raw, PARAMS, schema_sql="CREATE TABLE flights (distance REAL);")
+    assert counts(url) == {}

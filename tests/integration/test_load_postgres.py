@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,10 +13,11 @@ from sqlalchemy import text
 from flightdelay.core.config import LoadParams
 from flightdelay.core.db import make_engine
 from flightdelay.core.errors import UserError
-from flightdelay.pipeline.features import build_feature_table
+from flightdelay.pipeline.features import build_and_split, canonical_frame, write_splits
 from flightdelay.pipeline.load import load_tables
 from flightdelay.stack.pgcluster import throwaway_postgres
 from tests.fixtures import raw_tables, write_raw
+from tests.integration.test_features_sql import fixture_params
 
 PARAMS = LoadParams(progress_min_rows=10**6, chunk_rows=2)
 
@@ -24,6 +26,10 @@ PARAMS = LoadParams(progress_min_rows=10**6, chunk_rows=2)
 def pg_url() -> Iterator[str]:
     with throwaway_postgres() as info:
         yield info["features"]
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
 
 
 def flights_count(url: str) -> int:
@@ -37,24 +43,62 @@ def flights_count(url: str) -> int:
 def test_copy_load_features_match_sqlite(tmp_path: Path, pg_url: str) -> None:
     raw = write_raw(tmp_path / "raw")
     sqlite_url = f"sqlite:///{tmp_path / 'f.db'}"
-    frames = {}
-    for url in (pg_url, sqlite_url):
+    frames, md5s = {}, {}
+    for url, name in ((pg_url, "pg"), (sqlite_url, "lite")):
         load_tables(url, raw, PARAMS)
         load_tables(url, raw, PARAMS)  # idempotent
         engine = make_engine(url)
-        build_feature_table(
-            engine, "flight_features", {"threshold_minutes": 15, "cancelled_as_delayed": 1}
-        )
-        frames[url] = pd.read_sql(text("SELECT * FROM flight_features ORDER BY flight"), engine)
+        train, test, _ = build_and_split(engine, fixture_params())
         engine.dispose()
-    pg, lite = frames[pg_url], frames[sqlite_url]
-    cols = [c for c in lite.columns if c != "time_hour"]  # timestamptz vs ISO text
-    pd.testing.assert_frame_equal(
-        pg[cols].astype(object).where(pg[cols].notna(), None),
-        lite[cols].astype(object).where(lite[cols].notna(), None),
-        check_dtype=False,
-    )
+        frames[name] = pd.concat([train, test], ignore_index=True)
+        write_splits(train, test, tmp_path / name)
+        md5s[name] = {f: md5(tmp_path / name / f) for f in ("train.parquet", "test.parquet")}
+    pg, lite = frames["pg"], frames["lite"]
+    # time_hour included: timestamptz and SQLite's ISO text come out as one UTC timestamp type
+    pd.testing.assert_frame_equal(pg, lite)
+    assert str(lite["time_hour"].dtype) == "datetime64[us, UTC]"
+    assert md5s["pg"] == md5s["lite"]  # data/processed is byte-identical on both engines
     assert flights_count(pg_url) == 5
+
+
+QUOTED_SCHEMA = """
+CREATE TABLE "order" ("default" TEXT NOT NULL, "Amount" DOUBLE PRECISION, "select" INTEGER,
+    placed TIMESTAMP WITH TIME ZONE, PRIMARY KEY ("default"));
+CREATE INDEX order_amount ON "order" ("Amount");
+"""
+
+
+def test_quoted_names_on_both_engines(tmp_path: Path, pg_url: str) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    pd.DataFrame(
+        {
+            "default": ["a", "b", ""],
+            "Amount": [1.5, None, 2.0],
+            "select": [1, 2, None],
+            "placed": ["2013-01-01T10:00:00Z", None, "2013-01-02T00:00:00-05:00"],
+        }
+    ).to_parquet(raw / "order.parquet", index=False)
+    got = {}
+    for url in (pg_url, f"sqlite:///{tmp_path / 'q.db'}"):
+        load_tables(url, raw, PARAMS, schema_sql=QUOTED_SCHEMA)
+        engine = make_engine(url)
+        sql = 'SELECT "default", "Amount", "select", placed FROM "order" ORDER BY "default"'
+        got[url] = canonical_frame(pd.read_sql(text(sql), engine))
+        engine.dispose()
+    pg, lite = got.values()
+    pd.testing.assert_frame_equal(pg, lite)
+    assert pg["default"].tolist() == ["", "a", "b"]  # an empty string is not NULL after COPY
+    assert pg["placed"].isna().tolist() == [False, False, True]
+
+
+def test_schema_error_names_the_statement(tmp_path: Path, pg_url: str) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    pd.DataFrame({"x": [1]}).to_parquet(raw / "t.parquet", index=False)
+    bad = "CREATE TABLE t (x INTEGER);\nCREATE INDEX t_x ON t (x, x, x) WHERE x > 'a' COLLATE;"
+    with pytest.raises(UserError, match=r"schema.sql statement 2 \(CREATE INDEX t_x ON t"):
+        load_tables(pg_url, raw, PARAMS, schema_sql=bad)
 
 
 def test_failed_copy_keeps_previous_tables(tmp_path: Path, pg_url: str) -> None:

@@ -20,7 +20,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from flightdelay.core.config import ServiceSettings
 from flightdelay.serving.app import create_app
-from tests.serving_fixtures import (
+from flightdelay.serving.cli import MLFLOW_CLIENT_ENV
+from tests.helpers.serving import (
     CATEGORICAL,
     NUMERIC,
     TOKEN,
@@ -154,7 +155,11 @@ def test_start_without_model_then_ready_without_restart(settings: ServiceSetting
         assert client.post("/predict", json=records(1)[0]).status_code == 200
 
 
-def test_unreachable_registry_still_starts(tmp_path: Path) -> None:
+def test_unreachable_registry_still_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # MLflow's client knobs come from the service's environment, as `flightdelay serve` and the
+    # stack start it (fail fast: the holder retries with its own backoff)
+    for key, value in MLFLOW_CLIENT_ENV.items():
+        monkeypatch.setenv(key, value)
     settings = settings_for(tmp_path, mlflow_tracking_uri="http://127.0.0.1:9")
     with TestClient(create_app(settings)) as client:
         assert client.get("/health").status_code == 200

@@ -14,7 +14,7 @@ import pytest
 
 from flightdelay.stack.pgcluster import free_port
 from tests.conftest import venv_env
-from tests.serving_fixtures import TOKEN, records, register_tiny, settings_for
+from tests.helpers.serving import TOKEN, records, register_tiny, settings_for
 
 
 @pytest.fixture

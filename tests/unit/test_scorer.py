@@ -7,14 +7,10 @@ import pytest
 
 from flightdelay.core.config import VariantParams
 from flightdelay.core.estimator import build_pipeline
-from flightdelay.serving.scorer import (
-    LinearScorer,
-    NotCompilable,
-    build_scorer,
-    compile_pipeline,
-    probe_columns,
-)
-from tests.serving_fixtures import CATEGORICAL, NUMERIC, expected, records, tiny_frame
+from flightdelay.serving.runtime.compile import NotCompilable, compile_pipeline
+from flightdelay.serving.runtime.scorer import LinearScorer
+from flightdelay.serving.runtime.verify import build_scorer, probe_columns
+from tests.helpers.serving import CATEGORICAL, NUMERIC, expected, records, tiny_frame
 
 
 @pytest.fixture(scope="module", params=[("l2", "lbfgs", None), ("l1", "saga", "balanced")])

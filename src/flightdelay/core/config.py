@@ -8,10 +8,19 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flightdelay.core.errors import UserError
@@ -140,14 +149,30 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TableSpec(_Strict):
+class TableSpec(_Strict):  # a table shipped in the package: rows and sha256 of its file
     rows: int = Field(gt=0)
     sha256: str
 
 
-class GetDataParams(_Strict):
-    package: str
-    tables: dict[str, TableSpec]
+class FileSpec(_Strict):  # a user file under data/external/; sha256 and rows checked if given
+    path: Path
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    rows: int | None = Field(default=None, ge=0)
+
+
+class GetDataParams(_Strict):  # source: package (package + tables) or source: files (files)
+    source: Literal["package", "files"] = "package"
+    package: str | None = None
+    tables: dict[str, TableSpec] | None = None
+    files: dict[str, FileSpec] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GetDataParams:
+        if self.source == "package" and (not self.package or not self.tables or self.files):
+            raise ValueError("source: package needs `package` and `tables` (and no `files`)")
+        if self.source == "files" and (not self.files or self.package or self.tables):
+            raise ValueError("source: files needs `files` (and no `package`/`tables`)")
+        return self
 
 
 class LoadParams(_Strict):
@@ -155,14 +180,42 @@ class LoadParams(_Strict):
     chunk_rows: int = Field(gt=0)
 
 
-class SplitParams(_Strict):
+class ColumnSplit(_Strict):  # rows whose `column` is in `train` / `test` (others left out)
+    strategy: Literal["column"]
     column: str
-    train: list[int]
-    test: list[int]
+    train: list[int | str] = Field(min_length=1)
+    test: list[int | str] = Field(min_length=1)
+
+
+class TimeSplit(_Strict):  # rows with `column` before `cutoff` (a date/time or number) train
+    strategy: Literal["time"]
+    column: str
+    cutoff: str | float
+
+
+class RandomSplit(_Strict):  # random rows (stratified: the same fraction of each class) test
+    strategy: Literal["random", "stratified"]
+    test_fraction: float = Field(gt=0, lt=1)
+    seed: int = 42
+
+
+class GroupSplit(_Strict):  # whole groups of `column` go to one side
+    strategy: Literal["group"]
+    column: str
+    test_fraction: float = Field(gt=0, lt=1)
+    seed: int = 42
+
+
+SplitParams = Annotated[
+    ColumnSplit | TimeSplit | RandomSplit | GroupSplit, Field(discriminator="strategy")
+]
+Scalar = StrictBool | int | float | str
 
 
 class FeaturesParams(_Strict):
     table: str
+    key: list[str] = Field(default_factory=list)  # optional row key (orders the rows)
+    sql_params: dict[str, Scalar | None] = Field(default_factory=dict)  # features.sql binds
     split: SplitParams
 
     @field_validator("table")
@@ -171,11 +224,6 @@ class FeaturesParams(_Strict):
         if not _IDENT.match(value):
             raise ValueError("must be a plain SQL identifier")
         return value
-
-
-class LabelParams(_Strict):
-    threshold_minutes: float
-    cancelled_as_delayed: bool
 
 
 class VariantParams(_Strict):
@@ -190,6 +238,8 @@ class VariantParams(_Strict):
 
 class TrainParams(_Strict):
     target: str
+    positive: Scalar | list[Scalar] | None = None  # the positive class value(s); None: 1 / true
+    drop_null_target: bool = False
     categorical: list[str]
     numeric: list[str]
     decision_threshold: float = Field(gt=0, lt=1)
@@ -216,7 +266,6 @@ class Params(_Strict):
     get_data: GetDataParams
     load: LoadParams
     features: FeaturesParams
-    label: LabelParams
     train: TrainParams
     mlflow: MlflowParams
     # `register` would shadow ABCMeta.register on the model class.

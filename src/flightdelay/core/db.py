@@ -1,36 +1,85 @@
-"""Database access: engines, the SQL files, the DDL model and the fast bulk load.
+"""Database access: engines, the SQL files, the DDL model, the bulk load and parquet output.
 
 One code path for SQLite and PostgreSQL; only the bulk write differs (COPY vs executemany).
+schema.sql is read by executing it in an in-memory SQLite database and reflecting the tables
+(`PRAGMA table_info`), so quoted identifiers, reserved words and any spacing work; only types
+that mean the same on both engines are accepted.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from flightdelay.core.errors import UserError
 
-_CREATE = re.compile(r"CREATE\s+TABLE\s+(\w+)\s*\((.*?)\);", re.S | re.I)
-_CREATE_ANY = re.compile(r"CREATE\s+(?:UNIQUE\s+)?(?:TABLE|INDEX)\b.*?;", re.S | re.I)
-_INDEX_ON = re.compile(r"CREATE\s+(?:UNIQUE\s+)?INDEX\s+\w+\s+ON\s+(\w+)", re.I)
+# Declared type -> kind. Only types with the same meaning (and Python values) on both engines:
+# REAL is 4 bytes on PostgreSQL, NUMERIC comes back as Decimal, BOOLEAN is an integer in SQLite.
+_KINDS = {
+    "TEXT": "text",
+    "VARCHAR": "text",
+    "INTEGER": "int",
+    "INT": "int",
+    "BIGINT": "int",
+    "SMALLINT": "int",
+    "DOUBLE PRECISION": "float",
+    "TIMESTAMP WITH TIME ZONE": "timestamp",
+    "TIMESTAMPTZ": "timestamp",
+}
+_TYPES_HELP = (
+    "TEXT, VARCHAR(n), INTEGER, BIGINT, SMALLINT, DOUBLE PRECISION, TIMESTAMP WITH TIME ZONE"
+)
+_ALLOWED = re.compile(r"^CREATE\s+(TABLE|INDEX|UNIQUE\s+INDEX)\b", re.I)
+_LEXEME = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/|;|[^'\";/-]+|.", re.S)
+
+
+def _lex(sql: str) -> Iterator[str]:
+    """Quoted strings/identifiers, comments, `;` and everything else, in order."""
+    return (m.group(0) for m in _LEXEME.finditer(sql))
+
+
+def strip_comments(sql: str) -> str:
+    """`sql` without `--` and `/* */` comments (quoted text is left alone)."""
+    return "".join(" " if t.startswith(("--", "/*")) else t for t in _lex(sql))
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of a SQL script (comments removed, `;` inside quotes respected)."""
+    out, part = [], ""
+    for tok in _lex(strip_comments(sql)):
+        if tok == ";":
+            out.append(part.strip())
+            part = ""
+        else:
+            part += tok
+    out.append(part.strip())
+    return [s for s in out if s]
+
+
+def one_line(statement: str, width: int = 70) -> str:
+    """A statement on one line, shortened to `width` characters."""
+    flat = " ".join(statement.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def read_sql(name: str) -> str:
-    """The text of `flightdelay/sql/<name>` (packaged with the code), `--` comments removed
+    """The text of `flightdelay/sql/<name>` (packaged with the code), comments removed
     (SQLAlchemy would read a `:name` inside a comment as a bind parameter)."""
-    text = resources.files("flightdelay.sql").joinpath(name).read_text()
-    return re.sub(r"--[^\n]*", "", text)
+    return strip_comments(resources.files("flightdelay.sql").joinpath(name).read_text())
 
 
 def make_engine(url: str) -> Engine:
@@ -61,6 +110,21 @@ def _transactional_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def quote(engine: Engine, name: str) -> str:
+    """`name` as an identifier of the engine's dialect (quoted when needed)."""
+    return str(engine.dialect.identifier_preparer.quote(name))
+
+
+def check_case(source: str, what: str, name: str, sql: str) -> None:
+    """PostgreSQL folds unquoted names to lower case, SQLite keeps them: a name with capitals
+    must be written quoted, or the two engines disagree on it."""
+    if name != name.lower() and f'"{name}"' not in sql:
+        raise UserError(
+            f'{source}: {what} {name} has capitals but is not quoted: write "{name}" '
+            f"(PostgreSQL folds unquoted names to {name.lower()})"
+        )
+
+
 @dataclass(frozen=True)
 class Column:
     """One column of a CREATE TABLE: name, SQL type, whether NULL is allowed."""
@@ -72,64 +136,69 @@ class Column:
     @property
     def kind(self) -> str:
         """`int`, `float`, `timestamp` or `text`."""
-        t = self.sql_type.upper()
-        if "INT" in t:
-            return "int"
-        if any(k in t for k in ("DOUBLE", "REAL", "FLOAT", "NUMERIC")):
-            return "float"
-        if "TIMESTAMP" in t:
-            return "timestamp"
-        return "text"
+        base = re.sub(r"\s*\(.*\)\s*$", "", " ".join(self.sql_type.upper().split()))
+        return _KINDS[base]
 
 
 @dataclass(frozen=True)
 class TableDDL:
-    """A table of schema.sql: its name, columns and the statements that create it."""
+    """A table of schema.sql: its name (as the database spells it) and columns."""
 
     name: str
     columns: tuple[Column, ...]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """schema.sql: its tables in file order and its statements, to run as they are."""
+
+    tables: dict[str, TableDDL]
     statements: tuple[str, ...]
 
 
-def parse_schema(sql: str) -> dict[str, TableDDL]:
-    """Split schema.sql into tables (with their CREATE INDEX statements), in file order."""
-    tables: dict[str, list[str]] = {}
-    columns: dict[str, tuple[Column, ...]] = {}
-    for stmt in _CREATE_ANY.findall(sql):
-        m = _CREATE.match(stmt.strip())
-        if m:
-            name, body = m.group(1), m.group(2)
-            columns[name] = tuple(_parse_columns(body))
-            tables[name] = [stmt.strip().rstrip(";")]
-            continue
-        idx = _INDEX_ON.search(stmt)
-        if not idx or idx.group(1) not in tables:
-            raise UserError(f"schema.sql: index on an unknown table: {stmt.strip()[:60]}")
-        tables[idx.group(1)].append(stmt.strip().rstrip(";"))
-    return {n: TableDDL(n, columns[n], tuple(s)) for n, s in tables.items()}
+def read_schema(sql: str, source: str = "schema.sql") -> Schema:
+    """Execute the DDL in an in-memory SQLite database and reflect its tables.
+
+    Raises UserError naming `source` and the failing statement (or table/column) for a
+    statement SQLite rejects, a statement other than CREATE TABLE/INDEX, a type outside the
+    portable set, or a capitalised name that is not quoted.
+    """
+    statements = split_statements(sql)
+    with closing(sqlite3.connect(":memory:")) as conn:
+        for i, stmt in enumerate(statements, 1):
+            if not _ALLOWED.match(stmt):
+                raise UserError(
+                    f"{source} statement {i} ({one_line(stmt, 40)}): only CREATE TABLE and "
+                    "CREATE INDEX belong in the schema"
+                )
+            try:
+                conn.execute(stmt)
+            except sqlite3.Error as exc:
+                raise UserError(f"{source} statement {i} ({one_line(stmt)}): {exc}") from None
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        tables = {n: _reflect(conn, n, source, sql) for n in names}
+    if not tables:
+        raise UserError(f"{source}: no CREATE TABLE statement")
+    return Schema(tables, tuple(statements))
 
 
-def _parse_columns(body: str) -> Iterator[Column]:
-    depth, part, parts = 0, "", []
-    for ch in body:
-        depth += ch == "("
-        depth -= ch == ")"
-        if ch == "," and depth == 0:
-            parts.append(part)
-            part = ""
-        else:
-            part += ch
-    parts.append(part)
-    for raw in parts:
-        words = raw.split()
-        if not words or words[0].upper() in ("PRIMARY", "UNIQUE", "CONSTRAINT", "FOREIGN", "CHECK"):
-            continue
-        rest = " ".join(words[1:])
-        nullable = "NOT NULL" not in rest.upper()
-        sql_type = re.split(
-            r"\s+(?:NOT\s+NULL|NULL|DEFAULT|PRIMARY|REFERENCES)\b", rest, flags=re.I
-        )[0]
-        yield Column(words[0], sql_type.strip(), nullable)
+def _reflect(conn: sqlite3.Connection, table: str, source: str, sql: str) -> TableDDL:
+    check_case(source, "table", table, sql)
+    columns = []
+    for _cid, name, decl, notnull, _default, _pk in conn.execute(
+        "SELECT * FROM pragma_table_info(?)", (table,)
+    ):
+        col = Column(name, decl, not notnull)
+        check_case(source, "column", f"{name}", sql)
+        try:
+            col.kind  # noqa: B018 - validate now, not at load time
+        except KeyError:
+            raise UserError(
+                f"{source}: {table}.{name} has type {decl or '(none)'}; use one of "
+                f"{_TYPES_HELP} (same meaning on SQLite and PostgreSQL)"
+            ) from None
+        columns.append(col)
+    return TableDDL(table, tuple(columns))
 
 
 # --------------------------------------------------------------------------------------------
@@ -147,17 +216,19 @@ def raw_transaction(engine: Engine) -> Iterator[Any]:
 
 
 def bulk_insert(
-    conn: Any, dialect: str, table: str, data: pa.Table, chunk_rows: int, progress: Progress
+    conn: Any, engine: Engine, table: str, data: pa.Table, chunk_rows: int, progress: Progress
 ) -> None:
     """Append `data` (columns already in table order and DB types) to `table`.
 
-    PostgreSQL: COPY ... FROM STDIN (CSV written by pyarrow) per chunk. SQLite: executemany.
+    PostgreSQL: COPY ... FROM STDIN (CSV written by pyarrow, every value quoted so an empty
+    string stays distinct from NULL) per chunk. SQLite: executemany.
     """
-    cols = ", ".join(data.column_names)
+    cols = ", ".join(quote(engine, c) for c in data.column_names)
+    target = quote(engine, table)
     cur = conn.cursor()
-    if dialect == "postgresql":
-        sql = f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER false)"
-        opts = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    if engine.dialect.name == "postgresql":
+        sql = f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER false)"
+        opts = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
         for batch in data.to_batches(max_chunksize=chunk_rows):
             buf = io.BytesIO()
             pacsv.write_csv(pa.Table.from_batches([batch]), buf, write_options=opts)
@@ -166,9 +237,44 @@ def bulk_insert(
             progress(batch.num_rows)
     else:
         marks = ", ".join("?" for _ in data.column_names)
-        sql = f"INSERT INTO {table} ({cols}) VALUES ({marks})"
+        sql = f"INSERT INTO {target} ({cols}) VALUES ({marks})"
         for batch in data.to_batches(max_chunksize=chunk_rows):
             columns = [c.to_pylist() for c in batch.columns]
             cur.executemany(sql, zip(*columns, strict=True))
             progress(batch.num_rows)
     cur.close()
+
+
+# --------------------------------------------------------------------------------------------
+# parquet output: the same rows and types give the same bytes
+# --------------------------------------------------------------------------------------------
+
+
+def arrow_table(frame: pd.DataFrame) -> pa.Table:
+    """`frame` as an Arrow table without its index (zone-aware timestamps stored as UTC)."""
+    arrays = [
+        pa.array(s.dt.tz_convert(None).to_numpy(), type=pa.timestamp("us", "UTC"), from_pandas=True)
+        if isinstance(s.dtype, pd.DatetimeTZDtype)
+        else pa.Array.from_pandas(s)
+        for _, s in frame.items()
+    ]
+    return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write `table` with fixed writer options and no schema metadata (no pandas block that
+    records versions or index), atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(
+        table.replace_schema_metadata(None),
+        tmp,
+        row_group_size=1 << 20,
+        version="2.6",
+        data_page_version="1.0",
+        compression="snappy",
+        use_dictionary=True,
+        write_statistics=True,
+        store_schema=False,
+    )
+    tmp.replace(path)

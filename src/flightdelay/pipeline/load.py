@@ -18,16 +18,20 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from sqlalchemy import Engine
 from tqdm import tqdm
 
 from flightdelay.core.config import LoadParams, get_pipeline_settings, load_params, mask_url
 from flightdelay.core.db import (
     Column,
+    Schema,
     TableDDL,
     bulk_insert,
     make_engine,
-    parse_schema,
+    one_line,
+    quote,
     raw_transaction,
+    read_schema,
     read_sql,
 )
 from flightdelay.core.errors import UserError
@@ -78,62 +82,106 @@ def _convert(table: str, col: Column, s: pd.Series, dialect: str) -> pa.Array:
         ) from None
 
 
+def read_raw(raw_dir: Path, schema: Schema, dialect: str) -> dict[str, pa.Table]:
+    """Every schema table's raw file, converted to the DDL's types (nothing is written).
+
+    The raw folder holds exactly the tables of params.yaml `get_data`, so a file without a
+    table, or a table without a file, is a table name to fix in params.yaml or schema.sql.
+    """
+    files = {p.name.removesuffix(".parquet"): p for p in sorted(raw_dir.glob("*.parquet"))}
+    extra = sorted(set(files) - set(schema.tables))
+    if extra:
+        raise UserError(
+            f"params.yaml get_data: table(s) {', '.join(extra)} not in schema.sql "
+            f"(its tables: {', '.join(schema.tables)})"
+        )
+    data: dict[str, pa.Table] = {}
+    for name, ddl in schema.tables.items():
+        if name not in files:
+            raise UserError(
+                f"schema.sql table {name!r} has no raw file {raw_dir / name}.parquet: add it to "
+                "params.yaml get_data (files or tables) and run `dvc repro get_data`"
+            )
+        frame = pd.read_parquet(files[name], dtype_backend="numpy_nullable")
+        data[name] = to_arrow(ddl, frame, dialect)
+    return data
+
+
 def load_tables(
     engine_url: str,
     raw_dir: Path,
     params: LoadParams,
     after_table: AfterTable | None = None,
+    schema_sql: str | None = None,
 ) -> dict[str, Any]:
     """Validate every raw file, then replace all schema tables in one transaction.
 
-    Returns the load report: rows and seconds per table and the masked DB URL.
+    `schema_sql` defaults to the packaged sql/schema.sql. Returns the load report: the masked
+    DB URL and the rows per table (no timings, so the report is byte-stable; they are logged).
     """
-    schema = parse_schema(read_sql("schema.sql"))
+    schema = read_schema(schema_sql if schema_sql is not None else read_sql("schema.sql"))
     engine = make_engine(engine_url)
-    dialect = engine.dialect.name
-    data: dict[str, pa.Table] = {}
-    for name, ddl in schema.items():
-        path = raw_dir / f"{name}.parquet"
-        if not path.is_file():
-            raise UserError(f"raw file missing: {path} (run `dvc repro get_data`)")
-        data[name] = to_arrow(ddl, pd.read_parquet(path), dialect)
+    try:
+        data = read_raw(raw_dir, schema, engine.dialect.name)
+        _replace_tables(engine, schema, data, params, after_table)
+    finally:
+        engine.dispose()
+    tables = {name: {"rows": data[name].num_rows} for name in schema.tables}
+    return {"database_url": mask_url(engine_url), "tables": tables}
 
-    report: dict[str, Any] = {"database_url": mask_url(engine_url), "tables": {}}
+
+def _replace_tables(
+    engine: Engine,
+    schema: Schema,
+    data: dict[str, pa.Table],
+    params: LoadParams,
+    after_table: AfterTable | None,
+) -> None:
     start = time.perf_counter()
     try:
         with raw_transaction(engine) as conn:
             cur = conn.cursor()
-            for name in reversed(list(schema)):
-                cur.execute(f"DROP TABLE IF EXISTS {name}")
-            for name, ddl in schema.items():
-                t0 = time.perf_counter()
-                for stmt in ddl.statements:
+            for name in reversed(list(schema.tables)):
+                cur.execute(f"DROP TABLE IF EXISTS {quote(engine, name)}")
+            for i, stmt in enumerate(schema.statements, 1):
+                try:
                     cur.execute(stmt)
-                rows = data[name].num_rows
-                with tqdm(
-                    total=rows,
-                    desc=f"load {name}",
-                    unit="rows",
-                    unit_scale=True,
-                    disable=rows <= params.progress_min_rows,
-                ) as bar:
-                    bulk_insert(conn, dialect, name, data[name], params.chunk_rows, bar.update)
-                report["tables"][name] = {
-                    "rows": rows,
-                    "seconds": round(time.perf_counter() - t0, 3),
-                }
+                except Exception as exc:
+                    raise UserError(
+                        f"schema.sql statement {i} ({one_line(stmt)}): {_first_line(exc)}; "
+                        "previous tables kept"
+                    ) from exc
+            for name in schema.tables:
+                t0 = time.perf_counter()
+                _insert(conn, engine, name, data[name], params)
+                log.info(
+                    "load %s: %d rows in %.2fs", name, data[name].num_rows, time.perf_counter() - t0
+                )
                 if after_table:
                     after_table(name)
             cur.close()
     except UserError:
         raise
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"load failed, previous tables kept: {first}") from exc
-    finally:
-        engine.dispose()
-    report["seconds"] = round(time.perf_counter() - start, 3)
-    return report
+        raise UserError(f"load failed, previous tables kept: {_first_line(exc)}") from exc
+    log.info("loaded %s in %.2fs", ", ".join(schema.tables), time.perf_counter() - start)
+
+
+def _insert(conn: Any, engine: Engine, name: str, table: pa.Table, params: LoadParams) -> None:
+    rows = table.num_rows
+    with tqdm(
+        total=rows,
+        desc=f"load {name}",
+        unit="rows",
+        unit_scale=True,
+        disable=rows <= params.progress_min_rows,
+    ) as bar:
+        bulk_insert(conn, engine, name, table, params.chunk_rows, bar.update)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def main(raw_dir: str, report_path: str) -> None:
@@ -142,5 +190,4 @@ def main(raw_dir: str, report_path: str) -> None:
     report = load_tables(settings.database_url, Path(raw_dir), load_params().load)
     out = Path(report_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    log.info("loaded %s in %.2fs", ", ".join(report["tables"]), report["seconds"])
+    out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")

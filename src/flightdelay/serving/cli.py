@@ -5,13 +5,44 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from flightdelay.core.errors import UserError
+
+if TYPE_CHECKING:
+    from flightdelay.core.config import ServiceSettings
+
+# MLflow client knobs the service runs with, unless its environment says otherwise. The holder
+# retries with its own bounded backoff, so MLflow should fail fast instead of retrying for
+# minutes; no progress bars in the service's log. MLflow reads them from the process environment.
+MLFLOW_CLIENT_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+
+def service_env(environ: Mapping[str, str], settings: ServiceSettings) -> dict[str, str]:
+    """The environment the service process starts with: `environ` plus, where it lacks them,
+    MODEL_NAME from params.yaml `register.model_name`, :data:`MLFLOW_CLIENT_ENV`, and for an
+    http(s) tracking server the MLFLOW_TRACKING_USERNAME/PASSWORD of the settings (.env)."""
+    env = {**MLFLOW_CLIENT_ENV, **environ}
+    if not settings.model_name:
+        from flightdelay.core.config import get_pipeline_settings, load_params
+
+        name = load_params(get_pipeline_settings().params_path).registry.model_name
+        if not name:
+            raise UserError("params.yaml register.model_name is empty: nothing to serve")
+        env["MODEL_NAME"] = name
+    if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+        env.setdefault("MLFLOW_TRACKING_USERNAME", settings.mlflow_tracking_username)
+        password = settings.mlflow_tracking_password.get_secret_value()
+        env.setdefault("MLFLOW_TRACKING_PASSWORD", password)
+    return env
 
 
 def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
@@ -30,17 +61,15 @@ def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
         from flightdelay.core.config import get_service_settings
 
         s = get_service_settings()
-        if not s.model_name:
-            # MODEL_NAME is the service's only source for the name: fill it from params.yaml
-            # register.model_name and start uvicorn with it in its environment.
-            from flightdelay.core.config import get_pipeline_settings, load_params
-
-            name = load_params(get_pipeline_settings().params_path).registry.model_name
+        env = service_env(os.environ, s)
+        if env != dict(os.environ):
+            # Start again with what the service needs in its own environment (MODEL_NAME from
+            # params.yaml, MLflow's client knobs, credentials): the service reads nothing else.
             argv = [sys.executable, "-m", "flightdelay.cli", "serve"]
             for flag, value in (("--host", host), ("--port", port), ("--workers", workers)):
                 if value is not None:
                     argv += [flag, str(value)]
-            os.execve(sys.executable, argv, {**os.environ, "MODEL_NAME": name})
+            os.execve(sys.executable, argv, env)
         uvicorn.run(
             "flightdelay.serving.app:create_app",
             factory=True,

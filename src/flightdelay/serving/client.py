@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from flightdelay.core.config import load_params
+from flightdelay.core.config import get_pipeline_settings, load_params
 from flightdelay.core.errors import UserError
 
 
@@ -34,7 +34,7 @@ def records_from_split(path: Path, n: int) -> list[dict[str, Any]]:
 
     if not path.is_file():
         raise UserError(f"{path} not found: run `make run` first")
-    tp = load_params().train
+    tp = load_params(get_pipeline_settings().params_path).train
     frame = pd.read_parquet(path, columns=[*tp.categorical, *tp.numeric]).sample(n, random_state=7)
     out = []
     for row in frame.to_dict("records"):

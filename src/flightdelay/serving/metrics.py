@@ -24,6 +24,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# the `le` labels, as prometheus_client writes them
+_BOUNDS = [*(str(floatToGoString(b)) for b in LATENCY_BUCKETS), "+Inf"]  # type: ignore[no-untyped-call]
 
 
 class ServiceMetrics:
@@ -82,10 +84,9 @@ class _RequestCollector:
         latency = HistogramMetricFamily(
             "http_request_duration_seconds", "Request latency", labels=["method", "route"]
         )
-        bounds = [*(floatToGoString(b) for b in LATENCY_BUCKETS), "+Inf"]
         for (method, route), hist in list(m._latency.items()):
             cumulative, total = [], 0.0
-            for bound, count in zip(bounds, hist[:-1], strict=True):
+            for bound, count in zip(_BOUNDS, hist[:-1], strict=True):
                 total += count
                 cumulative.append((bound, total))
             latency.add_metric([method, route], cumulative, sum_value=hist[-1])

@@ -50,7 +50,7 @@ def build_request_schemas(
         else:
             raise ValueError(f"signature column {name!r} has unsupported type {mtype!r}")
         record_fields[name] = (typ, Field(...))
-        column_fields[name] = (list[typ], Field(..., min_length=1, max_length=max_batch))  # type: ignore[valid-type]
+        column_fields[name] = (list[typ], Field(..., min_length=1, max_length=max_batch))
     config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [example]} if example else None
     )

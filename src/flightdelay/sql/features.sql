@@ -1,5 +1,6 @@
 -- One row per flight with its label and only what is known before departure.
--- Runs unchanged on SQLite and PostgreSQL. Bound parameters:
+-- Runs unchanged on SQLite and PostgreSQL. Bound parameters (params.yaml features.sql_params;
+-- booleans are bound as 1/0):
 --   :threshold_minutes     arrival delay at or above which a flight counts as delayed
 --   :cancelled_as_delayed  1: a flight with no arrival (cancelled/diverted) is delayed; 0: dropped
 -- Never selected (known only after departure): dep_time, dep_delay, arr_time, air_time, arr_delay.

@@ -1,0 +1,60 @@
+"""The OpenAPI schema follows the model in memory: /docs shows the served model's request
+fields and examples, rebuilt after a swap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from flightdelay.serving.runtime import ModelHolder, ServedModel
+
+
+def predict_request_body(served: ServedModel, schema: dict[str, Any]) -> dict[str, Any]:
+    """The /predict requestBody for `served`; adds its record and columns models to `schema`'s
+    components."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (served.schemas.record, served.schemas.columns):
+        js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(js.pop("$defs", {}))
+        components[model.__name__] = js
+    record_ref = {"$ref": "#/components/schemas/FlightRecord"}
+    examples = {}
+    if served.example:
+        ex = served.example
+        examples = {
+            "one record": {"value": ex},
+            "a list": {"value": [ex, ex]},
+            "columns": {"value": {"columns": {k: [v, v] for k, v in ex.items()}}},
+        }
+    one_of = [
+        record_ref,
+        {"type": "array", "items": record_ref},
+        {"$ref": "#/components/schemas/FlightColumns"},
+    ]
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": {"oneOf": one_of}, "examples": examples}},
+    }
+
+
+def install_dynamic_openapi(app: FastAPI, holder: ModelHolder) -> None:
+    """Make `app.openapi()` describe /predict with the model in memory (cached per version)."""
+    cache: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        served = holder.current
+        key = f"{served.name}:{served.version}" if served else "none"
+        if cache.get("key") == key:
+            return cache["schema"]  # type: ignore[no-any-return]
+        schema = get_openapi(
+            title=app.title, version=app.version, summary=app.summary, routes=app.routes
+        )
+        if served is not None:
+            body = predict_request_body(served, schema)
+            schema["paths"]["/predict"]["post"]["requestBody"] = body
+        cache.update(key=key, schema=schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,59 @@
+"""What a request reads: the served model, immutable once built, and the loading error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from flightdelay.serving.schemas import ModelInfo, ModelRef, RequestSchemas
+
+if TYPE_CHECKING:
+    from flightdelay.serving.runtime.scorer import Scorer
+
+
+class ModelUnavailable(Exception):
+    """The requested model does not exist, cannot be reached, or failed its checks."""
+
+    def __init__(self, message: str, status: int = 503) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """Everything a request needs, immutable once built."""
+
+    name: str
+    version: int
+    alias: str | None
+    run_id: str
+    scorer: Scorer
+    fallback_reason: str | None
+    threshold: float
+    schemas: RequestSchemas
+    info: ModelInfo
+    example: dict[str, Any] | None = field(default=None)
+
+    @property
+    def kind(self) -> str:
+        """Which scorer serves it: "linear" (compiled) or "sklearn" (the fallback)."""
+        return self.scorer.kind
+
+    @property
+    def ref(self) -> ModelRef:
+        """Name, version and alias: which model answered."""
+        return ModelRef(name=self.name, version=self.version, alias=self.alias)
+
+    @cached_property
+    def ref_dict(self) -> dict[str, Any]:
+        """`ref` as a plain dict, built once (it goes into every response)."""
+        return self.ref.model_dump()
+
+    @cached_property
+    def answer_head(self) -> bytes:
+        """The constant start of a single-record /predict answer, up to its probability."""
+        constant = {"model": self.ref_dict, "threshold": self.threshold, "predictions": None}
+        return orjson.dumps(constant)[: -len(b"null}")] + b'[{"probability":'

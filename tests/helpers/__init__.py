@@ -1,0 +1,1 @@
+"""Test helpers, imported by the tests that need them (not from conftest)."""
