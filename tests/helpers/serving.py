@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flightdelay.core import tracking
+from flightdelay.core.model_code import TRUSTED_TYPES as TRUSTED
+from flightdelay.core.tracking import LoggedModel, Tracking
 from flightdelay.core.config import ServiceSettings, VariantParams
 from flightdelay.core.estimator import build_pipeline
 
@@ -58,36 +59,45 @@ def register_tiny(
     pipeline: object = None,
     signature: bool = True,
 ) -> tuple[int, object]:
-    """Fit (unless `pipeline` is given), log and register a tiny model -> (version, pipeline)."""
-    import mlflow
-
+    """Fit (unless `pipeline` is given), log and register a tiny model -> (version, pipeline).
+    With `signature=False` the model is a plain sklearn-flavour model without a signature."""
     x, y = tiny_frame()
     if pipeline is None:
         variant = VariantParams(penalty="l2", C=c, solver="lbfgs", max_iter=200)
         pipeline = build_pipeline(CATEGORICAL, NUMERIC, variant, 0).fit(x, y)
-    tracking.configure_tracking(settings)
-    exp = tracking.ensure_experiment("tiny", settings)
+    store = Tracking(settings)
+    exp = store.experiment_id("tiny")
     if signature:
-        run_id = tracking.log_pipeline_run(
-            pipeline,
-            x,
+        config = {"categorical": CATEGORICAL, "numeric": NUMERIC, "decision_threshold": 0.5}
+        run_id = store.log_model_run(
+            exp,
+            "tiny",
+            LoggedModel(pipeline, x, config),
             {"decision_threshold": 0.5, "C": c},
             {"roc_auc": 0.7},
-            {"git_sha": "abc123", "data.train_md5": "d41d8"},
-            exp,
+            {"git.sha": "abc123", "data.train_md5": "d41d8"},
         )
     else:
-        with mlflow.start_run(experiment_id=exp) as run:
-            mlflow.sklearn.log_model(pipeline, name="model", serialization_format="cloudpickle")
-            run_id = run.info.run_id
-    version = tracking.register_run(run_id, MODEL)
+        run_id = _log_unsigned(store, exp, pipeline)
+    version = store.create_version(MODEL, run_id)
     if alias:
-        from mlflow.tracking import MlflowClient
+        store.client.set_registered_model_alias(MODEL, alias, version)
+    return int(version), pipeline
 
-        MlflowClient(settings.mlflow_tracking_uri).set_registered_model_alias(
-            MODEL, alias, str(version)
+
+def _log_unsigned(store: Tracking, experiment_id: str, pipeline: object) -> str:
+    import tempfile
+
+    import mlflow.sklearn
+
+    run_id = str(store.client.create_run(experiment_id).info.run_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        mlflow.sklearn.save_model(
+            pipeline, f"{tmp}/model", serialization_format="skops", skops_trusted_types=TRUSTED
         )
-    return version, pipeline
+        store.client.log_artifacts(run_id, f"{tmp}/model", "model")
+    store.client.set_terminated(run_id)
+    return run_id
 
 
 def records(n: int, seed: int = 1) -> list[dict[str, object]]:

@@ -27,6 +27,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, list[int]]]:
         {
             "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
             "MODEL_NAME": "tiny",
+            "MODEL_ALIAS": "champion",
             "API_TOKEN": TOKEN,
             "API_POLL_SECONDS": "0",
             "API_RETRY_MIN_SECONDS": "0.2",

@@ -185,6 +185,27 @@ class Tracking:
 
         return mlflow.pyfunc.load_model(str(self.download_version(name, version, dst)))
 
+    def create_version(
+        self,
+        name: str,
+        run_id: str,
+        tags: Mapping[str, str] | None = None,
+        description: str = "",
+        model_description: str = "",
+    ) -> str:
+        """Register the run's model as a new version of `name` (created if missing)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self.client.create_registered_model(name, description=model_description)
+        mv = self.client.create_model_version(
+            name, self.model_source(run_id), run_id=run_id, tags=dict(tags or {}),
+            description=description,
+        )
+        return str(mv.version)
+
     def model_source(self, run_id: str) -> str:
         """Where a run's model artifact lives (the registry's version source)."""
         return f"{self.client.get_run(run_id).info.artifact_uri}/{MODEL_ARTIFACT}"

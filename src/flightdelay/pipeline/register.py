@@ -25,6 +25,7 @@ from flightdelay.core import lineage, model_card, registry
 from flightdelay.core.config import Params, RegisterParams, get_pipeline_settings, load_params
 from flightdelay.core.errors import UserError
 from flightdelay.core.evaluation import evaluate, round_sig
+from flightdelay.core.labels import to_binary
 from flightdelay.core.records import RunRecord
 from flightdelay.core.tracking import Tracking
 
@@ -122,12 +123,6 @@ def version_for(
         )
     for mv in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
         return run_id, str(mv.version)
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name, description=model_card.model_description(name))
     run = client.get_run(run_id)
     tags = {
         "variant": record.variant,
@@ -137,10 +132,10 @@ def version_for(
         **{k: v for k, v in run.data.tags.items() if k.startswith(("git.", "dvc."))},
         **{f"metric.{k}": str(v) for k, v in record.metrics.items()},
     }
-    mv = client.create_model_version(
-        name, tracking.model_source(run_id), run_id=run_id, tags=tags, description=card
+    version = tracking.create_version(
+        name, run_id, tags, card, model_description=model_card.model_description(name)
     )
-    return run_id, str(mv.version)
+    return run_id, version
 
 
 def champion_score(
@@ -158,7 +153,7 @@ def champion_score(
         return None
     if proba.ndim == 2:
         proba = proba[:, -1]
-    y = test[tp.target].to_numpy(int)
+    y = to_binary(test[tp.target], tp.positive, target=tp.target)
     return round_sig(evaluate(y, proba, tp.decision_threshold)[params.registry.metric])
 
 

@@ -24,6 +24,7 @@ from flightdelay.core.config import Params, TrainParams, get_pipeline_settings, 
 from flightdelay.core.errors import UserError
 from flightdelay.core.estimator import CLASSIFIER, PREPROCESS, build_pipeline
 from flightdelay.core.evaluation import evaluate, rounded
+from flightdelay.core.labels import to_binary
 from flightdelay.core.model_code import coerce_frame
 from flightdelay.core.records import RunRecord
 from flightdelay.core.tracking import DatasetRef, LoggedModel, Tracking
@@ -48,8 +49,9 @@ def feature_frame(frame: pd.DataFrame, train: TrainParams) -> pd.DataFrame:
 
 
 def labels(frame: pd.DataFrame, train: TrainParams) -> np.ndarray:
-    """The 0/1 target."""
-    return frame[train.target].to_numpy(int)
+    """The target mapped to 0/1 by `train.positive` (the features stage dropped or refused
+    NULL targets already)."""
+    return to_binary(frame[train.target], train.positive, target=train.target)
 
 
 def fit_variant(x: pd.DataFrame, y: np.ndarray, train: TrainParams, variant: str) -> Pipeline:
@@ -117,6 +119,7 @@ def model_config(params: Params) -> dict[str, Any]:
         "categorical": list(tp.categorical),
         "numeric": list(tp.numeric),
         "target": tp.target,
+        "positive": tp.positive,
         "decision_threshold": tp.decision_threshold,
     }
 

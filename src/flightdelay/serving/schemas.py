@@ -130,6 +130,9 @@ class ModelInfo(BaseModel):
     metrics: dict[str, float]
     params: dict[str, str]
     inputs: dict[str, str]
+    lineage: dict[str, str] = {}  # fingerprint, git.sha / git.changed, dvc.* of the version
+    decision: dict[str, str] = {}  # the registry's decision.* and champion.* tags
+    description: str = ""  # the version's model card (markdown)
 
 
 class Status(BaseModel):

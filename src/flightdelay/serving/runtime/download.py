@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flightdelay.core.model_code import load_pipeline
+from flightdelay.core.tracking import PIPELINE_FILE
+
 
 @dataclass(frozen=True)
 class ModelArtifacts:
@@ -20,26 +23,35 @@ class ModelArtifacts:
     example: Any  # pandas.DataFrame | None
 
 
-def download(name: str, version: int, dst: Path, uri: str) -> Path:
-    """Download `models:/<name>/<version>` from the registry at `uri` into `dst`; returns the
-    local model directory."""
+def download(source: str, dst: Path, uri: str) -> Path:
+    """Download a registered version's artifacts from its `source` (a run artifact URI, or an
+    MLflow 3 logged-model URI) into `dst`, against the store at `uri`; returns the local model
+    directory."""
     import mlflow.artifacts
 
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{name}/{version}",
-        dst_path=str(dst),
-        tracking_uri=uri,
-        registry_uri=uri,
+        artifact_uri=source, dst_path=str(dst), tracking_uri=uri
     )
     return Path(local)
 
 
+def read_pipeline(local: Path) -> Any:
+    """The fitted sklearn pipeline of a model directory: the skops file of the project's pyfunc
+    model (loaded with its reviewed allow-list), else an sklearn-flavour model (older versions).
+    """
+    skops_file = local / "artifacts" / PIPELINE_FILE
+    if skops_file.is_file():
+        return load_pipeline(str(skops_file))
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(str(local))
+
+
 def read_artifacts(local: Path) -> ModelArtifacts:
     """Load the sklearn pipeline, the signature and the input example from a model directory."""
-    import mlflow.sklearn
     from mlflow.models import Model
 
-    pipeline = mlflow.sklearn.load_model(str(local))
+    pipeline = read_pipeline(local)
     meta = Model.load(str(local))
     example = meta.load_input_example(str(local))
     return ModelArtifacts(pipeline, meta.signature, example)

@@ -41,11 +41,18 @@ def model_info(mv: Any, run: Any, alias: str | None, verified: Verified) -> Mode
         decision_threshold=float(params.get("decision_threshold", 0.5)),
         created_at=iso(mv.creation_timestamp),
         loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        git_sha=mv_tags.get("git_sha") or tags.get("git_sha"),
+        git_sha=mv_tags.get("git.sha") or tags.get("git.sha") or tags.get("git_sha"),
         data_hashes={k: v for k, v in {**tags, **mv_tags}.items() if k.startswith("data.")},
         metrics={k: float(v) for k, v in run.data.metrics.items()},
         params=params,
         inputs=dict(verified.inputs),
+        lineage={
+            k: v
+            for k, v in {**tags, **mv_tags}.items()
+            if k == "fingerprint" or k.startswith(("git.", "dvc."))
+        },
+        decision={k: v for k, v in mv_tags.items() if k.startswith(("decision.", "champion."))},
+        description=str(mv.description or ""),
     )
 
 
@@ -55,7 +62,7 @@ def fetch(client: Any, name: str, mv: Any, uri: str) -> tuple[ModelArtifacts, An
     Raises ModelUnavailable (422) when either fails."""
     try:
         with tempfile.TemporaryDirectory(prefix="fd-model-") as tmp:
-            artifacts = read_artifacts(download(name, int(mv.version), Path(tmp), uri))
+            artifacts = read_artifacts(download(str(mv.source), Path(tmp), uri))
         run = client.get_run(str(mv.run_id))
     except Exception as exc:
         message = f"model {name!r} version {mv.version} could not be loaded"
