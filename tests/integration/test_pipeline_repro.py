@@ -119,4 +119,4 @@ def test_notebook_executes_against_the_db(repo: Path, monkeypatch: pytest.Monkey
         nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(repo)}}
     ).execute()
     outputs = "".join(str(o.get("text", "")) for cell in nb.cells for o in cell.get("outputs", []))
-    assert "delay rate" in outputs
+    assert "positive rate" in outputs

@@ -60,7 +60,9 @@ def fit_variant(x: pd.DataFrame, y: np.ndarray, train: TrainParams, variant: str
         known = ", ".join(train.variants)
         raise UserError(f"unknown variant {variant!r}: params.yaml train.variants has {known}")
     if len(np.unique(y)) < 2:
-        raise UserError("the training split has a single class: check label and split params")
+        raise UserError(
+            "the training split has a single class: check train.positive and features.split"
+        )
     pipeline = build_pipeline(
         train.categorical, train.numeric, train.variants[variant], train.random_state
     )
@@ -77,7 +79,8 @@ def run_params(params: Params, variant: str) -> dict[str, Any]:
     """What the MLflow run records as params (the variant's knobs and the shared train ones)."""
     train = params.train
     shared = train.model_dump(exclude={"variants"})
-    return {"variant": variant, **train.variants[variant].model_dump(), **shared}
+    sql = {f"sql.{k}": v for k, v in params.features.sql_params.items()}
+    return {"variant": variant, **train.variants[variant].model_dump(), **shared, **sql}
 
 
 def fingerprint(params: Params, variant: str, data: dict[str, str], code_md5: str) -> str:
