@@ -84,7 +84,8 @@ def flightdelay(
 
 def stack_processes() -> list[str]:
     """Command lines of processes that belong to the test stack."""
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    # ww: full command lines (else ps cuts them at COLUMNS, which pytest sets)
+    out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
     marks = (STACK_ENV["STACK_DIR"], ":18001", "18001", "56432", "59333", "56000")
     return [
         line
@@ -110,7 +111,7 @@ def stack() -> Iterator[StackSettings]:
 
 
 def stack_client_env(settings: StackSettings) -> dict[str, str]:
-    from flightdelay.stack.render import client_env
+    from flightdelay.stack.spec import client_env
 
     return client_env(settings)
 
