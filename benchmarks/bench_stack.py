@@ -20,12 +20,13 @@ from flightdelay.core.config import StackSettings  # noqa: E402
 from flightdelay.stack import manager  # noqa: E402
 
 OUT = ROOT / "reports/bench/stack.json"
+# below Linux's ephemeral range (32768-60999), away from the defaults and the stack tests' ports
 PORTS = {
-    "postgres_port": 57432,
-    "s3_port": 59433,
-    "seaweed_base_port": 59950,
-    "mlflow_port": 57000,
-    "pgadmin_port": 57050,
+    "postgres_port": 27432,
+    "s3_port": 27333,
+    "seaweed_base_port": 27900,
+    "mlflow_port": 27000,
+    "pgadmin_port": 27050,
     "api_replica_ports": "28001,28002",
     "nginx_http_port": 28080,
     "nginx_https_port": 28443,

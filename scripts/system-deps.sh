@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests and the native stack use, only those missing.
 # nginx: the stack's proxy; chromium: browser checks of the MLflow UI; docker-compose (no
-# recommends: no engine) validates docker-compose.yaml offline; openssl: the TLS certificate.
+# recommends: no engine) validates docker-compose.yaml offline; openssl: a test checks that the
+# compose nginx's htpasswd hashes (openssl passwd -6) verify as the native ones; wrk: benchmarks.
 set -euo pipefail
 need=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)

@@ -1,9 +1,13 @@
 #!/bin/sh
-# nginx container start: basic-auth file for MLflow and a self-signed TLS certificate.
+# Rendered by `flightdelay stack compose` from flightdelay.stack: do not edit.
 set -eu
 mkdir -p /etc/nginx/secrets
-printf '%s:%s\n' "$MLFLOW_TRACKING_USERNAME" "$(openssl passwd -apr1 "$MLFLOW_TRACKING_PASSWORD")" > /etc/nginx/secrets/htpasswd
+hash="$(printf '%s' "${MLFLOW_TRACKING_PASSWORD}" | openssl passwd -6 -stdin)"
+printf '%s:%s\n' "${MLFLOW_TRACKING_USERNAME}" "$hash" > /etc/nginx/secrets/htpasswd.tmp
+chown root:nginx /etc/nginx/secrets/htpasswd.tmp && chmod 640 /etc/nginx/secrets/htpasswd.tmp
+mv /etc/nginx/secrets/htpasswd.tmp /etc/nginx/secrets/htpasswd
 if [ ! -f /etc/nginx/secrets/tls.crt ]; then
-  openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj /CN=localhost \
+  openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
     -keyout /etc/nginx/secrets/tls.key -out /etc/nginx/secrets/tls.crt 2>/dev/null
+  chmod 600 /etc/nginx/secrets/tls.key
 fi

@@ -12,11 +12,13 @@ import re
 import subprocess
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
+from nbclient import NotebookClient
 
 from flightdelay.core.config import load_params
-from tests.conftest import ROOT, copy_repo, run, venv_env
+from tests.conftest import EMBEDDED, ROOT, copy_repo, run, venv_env
 
 pytestmark = pytest.mark.slow
 
@@ -112,3 +114,22 @@ def test_an_edited_file_reruns_get_data_and_fails_its_hash_check(repo: Path) -> 
         assert "get_data.files.patients.sha256" in errors[0]
     finally:
         path.write_bytes(original)
+
+
+def test_the_notebook_is_generic(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    nb = nbformat.read(repo / "notebooks/1.0-fd-flight-delay-eda.ipynb", as_version=4)
+    monkeypatch.chdir(repo / "notebooks")  # as `jupyter execute notebooks/…` does
+    for key, value in EMBEDDED.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("PYTHONPATH", str(repo / "src"))
+    NotebookClient(
+        nb,
+        timeout=180,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(repo / "notebooks")}},
+    ).execute()
+    outputs = [o for cell in nb.cells for o in cell.get("outputs", [])]
+    text = "".join(str(o.get("text", "")) for o in outputs)
+    assert "tumour_features" in text and "positive rate (diagnosis = 'malignant'): 37.3%" in text
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 2  # size_bucket, then the numeric grid: charts are in the notebook

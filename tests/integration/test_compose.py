@@ -1,4 +1,5 @@
-"""docker-compose.yaml, validated offline (no engine here) and held to the native stack's shape."""
+"""docker-compose.yaml and Docker/, generated from the stack spec: validated offline (no engine
+here), held to the native stack's shape, and `flightdelay stack compose --check` on drift."""
 
 from __future__ import annotations
 
@@ -10,11 +11,27 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flightdelay.core.config import StackSettings
-from tests.conftest import ROOT
+from flightdelay.core.config import StackSettings, load_params
+from flightdelay.stack import spec as stack_spec
+from flightdelay.stack.layout import Layout, Tools
+from flightdelay.stack.targets import COMPOSE_NGINX_PORTS, COMPOSE_PORTS, Native
+from tests.conftest import ROOT, venv_env
 
 COMPOSE = ROOT / "docker-compose.yaml"
 ENV_EXAMPLE = ROOT / ".env.example"
+NGINX_CONF = ROOT / "Docker/nginx/nginx.conf"
+
+
+def native_target(tmp_path: Path) -> Native:
+    settings = StackSettings(_env_file=None, stack_dir=tmp_path)  # type: ignore[call-arg]
+    layout = Layout.of(settings)
+    return Native(settings, layout, Tools.expected(layout))
+
+
+def native_services(tmp_path: Path) -> list[stack_spec.Service]:
+    """The native stack's services, from the pure spec (no installs, no initdb)."""
+    name = load_params(ROOT / "params.yaml").registry.model_name
+    return stack_spec.services(native_target(tmp_path), name)
 
 
 def compose_config(env_file: Path, compose: Path = COMPOSE) -> subprocess.CompletedProcess[str]:
@@ -53,13 +70,26 @@ def test_validator_catches_errors(tmp_path: Path) -> None:
     assert compose_config(env, broken).returncode != 0
 
 
-def test_same_services_as_the_native_stack(spec: dict) -> None:  # type: ignore[type-arg]
-    native = {"postgres", "s3", "mlflow", "pgadmin", "api1", "api2", "nginx"}
-    as_compose = {"s3": "minio", "api1": "api", "api2": "api"}
-    assert {as_compose.get(n, n) for n in native} <= set(spec["services"])
-    assert spec["services"]["api"]["deploy"]["replicas"] == 2
+def test_same_services_as_the_native_stack(spec: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    native = native_services(tmp_path)
+    apis = [s for s in native if s.name.startswith("api")]
+    as_compose = {s.name: ("api" if s in apis else s.name) for s in native}
+    jobs = {"createbuckets", "pgadmin-volume"}  # what the native manager does in-process
+    assert set(as_compose.values()) | jobs == set(spec["services"])
+    assert spec["services"]["api"]["deploy"]["replicas"] == len(apis) == 2
     assert "Docker/api.Dockerfile" in spec["services"]["api"]["build"]["dockerfile"]
-    assert spec["services"]["minio"]["image"].startswith("quay.io/minio/minio:RELEASE.")
+    assert spec["services"]["s3"]["image"].startswith("quay.io/minio/minio:RELEASE.")
+    for s in native:  # the same dependencies
+        deps = set(spec["services"][as_compose[s.name]].get("depends_on", {})) - jobs
+        assert deps == {as_compose[d] for d in s.depends_on}, s.name
+    # the same settings: every environment variable a native service gets, compose sets too
+    for s in native:
+        compose_env = spec["services"][as_compose[s.name]].get("environment", {})
+        native_only = {"API_INSTANCE", "CONFIG_DISTRO_FILE_PATH"}
+        assert set(s.env) - native_only <= set(compose_env), s.name
+    api_env = spec["services"]["api"]["environment"]
+    assert api_env["MODEL_NAME"] == load_params(ROOT / "params.yaml").registry.model_name
+    assert api_env["MLFLOW_TRACKING_URI"] == f"http://nginx:{COMPOSE_NGINX_PORTS['mlflow']}"
 
 
 def _servers(conf: str, port_of: dict[str, str], target_of: dict[str, str]) -> dict[str, object]:
@@ -82,31 +112,35 @@ def _servers(conf: str, port_of: dict[str, str], target_of: dict[str, str]) -> d
 
 def test_same_proxy_settings_as_the_native_stack(tmp_path: Path) -> None:
     """nginx in compose routes and configures each public port exactly as the native stack."""
-    from flightdelay.stack.render import Layout, nginx_conf
+    from flightdelay.stack.render import nginx_conf
 
-    settings = StackSettings(stack_dir=tmp_path)
+    t = native_target(tmp_path)
+    settings = t.settings
     kinds = ("http", "https", "mlflow", "pgadmin", "s3")
     native = _servers(
-        nginx_conf(settings, Layout.of(settings)),
+        nginx_conf(t),
         {str(getattr(settings, f"nginx_{k}_port")): k for k in kinds},
         {
             "http://api": "api",
             f"http://127.0.0.1:{settings.mlflow_port}": "mlflow",
             f"http://127.0.0.1:{settings.pgadmin_port}": "pgadmin",
             f"http://127.0.0.1:{settings.s3_port}": "s3",
+            f"127.0.0.1:{settings.postgres_port}": "postgres",
         },
     )
     compose = _servers(
-        (ROOT / "Docker/nginx/templates/default.conf.template").read_text(),
-        dict(zip(("8080", "8443", "5080", "5050", "9000"), kinds, strict=True)),
+        NGINX_CONF.read_text(),
+        {str(COMPOSE_NGINX_PORTS[k]): k for k in (*kinds, "postgres")},
         {
             "http://api": "api",
-            "http://mlflow:5000": "mlflow",
-            "http://pgadmin:80": "pgadmin",
-            "http://minio:9000": "s3",
+            f"http://mlflow:{COMPOSE_PORTS['mlflow']}": "mlflow",
+            f"http://pgadmin:{COMPOSE_PORTS['pgadmin']}": "pgadmin",
+            f"http://s3:{COMPOSE_PORTS['s3']}": "s3",
+            f"postgres:{COMPOSE_PORTS['postgres']}": "postgres",
         },
     )
     assert set(native) == set(kinds)
+    assert compose.pop("postgres") == ("postgres", False, {"proxy_connect_timeout 5s"})
     assert compose == native
 
 
@@ -118,10 +152,7 @@ def test_only_nginx_publishes_the_settings_ports(spec: dict) -> None:  # type: i
     # the native stack's user-facing ports: nginx's, and Postgres (nginx proxies it over TCP)
     fields = {f.upper() for f in StackSettings.model_fields if f.startswith("nginx_")}
     assert variables == fields | {"POSTGRES_PORT"}
-    nginx = ROOT / "Docker/nginx"
-    template = (nginx / "templates/default.conf.template").read_text()
-    template += (nginx / "postgres.stream.conf").read_text()
-    listens = set(re.findall(r"listen (\d+)", template))
+    listens = set(re.findall(r"listen (\d+)", NGINX_CONF.read_text()))
     assert {p.rsplit(":", 1)[1] for p in ports} == listens
     assert all(p.startswith("127.0.0.1:") for p in ports)
     # the nginx image renders htpasswd and the certificate with openssl (dropped by nginx:alpine)
@@ -135,12 +166,12 @@ def test_every_variable_is_a_documented_setting(spec: dict) -> None:  # type: ig
     documented = set(re.findall(r"(?m)^#?\s*([A-Z0-9_]+)=", ENV_EXAMPLE.read_text()))
     assert known <= documented | {"PARAMS_PATH", "API_INSTANCE"}, known - documented
     required = set(re.findall(r"\$\{(\w+):\?", COMPOSE.read_text()))
-    assert used - required <= {"MODEL_NAME"}  # the one optional value (defaults to params.yaml's)
+    assert used == required  # every value is required (MODEL_NAME is written from params.yaml)
 
 
 def test_healthchecks_and_ordering(spec: dict) -> None:  # type: ignore[type-arg]
     services = spec["services"]
-    for name in ("postgres", "minio", "mlflow", "pgadmin", "api", "nginx"):
+    for name in ("postgres", "s3", "mlflow", "pgadmin", "api", "nginx"):
         assert "healthcheck" in services[name], name
     for name, svc in services.items():
         for dep, cond in (svc.get("depends_on") or {}).items():
@@ -152,3 +183,132 @@ def test_healthchecks_and_ordering(spec: dict) -> None:  # type: ignore[type-arg
         services["mlflow"]["depends_on"]["createbuckets"]["condition"]
         == "service_completed_successfully"
     )
+
+
+def _check(cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["flightdelay", "stack", "compose", "--check"],
+        cwd=cwd,
+        env=venv_env(),
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_compose_check_passes_on_the_committed_files_and_fails_after_a_hand_edit(
+    tmp_path: Path,
+) -> None:
+    proc = _check(ROOT)
+    assert proc.returncode == 0, proc.stderr
+    for rel in ("docker-compose.yaml", "params.yaml", "Docker"):
+        (shutil.copytree if (ROOT / rel).is_dir() else shutil.copy2)(ROOT / rel, tmp_path / rel)
+    assert _check(tmp_path).returncode == 0
+    compose = tmp_path / "docker-compose.yaml"
+    compose.write_text(compose.read_text().replace("retries: 30", "retries: 31"))
+    (tmp_path / "Docker/nginx/old.conf").write_text("# a stale file\n")
+    proc = _check(tmp_path)
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "docker-compose.yaml" in lines[0] and "Docker/nginx/old.conf" in lines[0]
+    # `stack compose` puts it right again
+    subprocess.run(
+        ["flightdelay", "stack", "compose"], cwd=tmp_path, env=venv_env(), check=True,
+        capture_output=True,
+    )  # fmt: skip
+    assert _check(tmp_path).returncode == 0
+    assert compose.read_text() == COMPOSE.read_text()
+
+
+def test_the_postgres_init_script_runs_on_a_real_cluster(tmp_path: Path) -> None:
+    """Docker/postgres's init script (rendered from bootstrap's list) on PostgreSQL 15: the role
+    reads tables made before and after its grants, and writes none."""
+    import psycopg2
+
+    from flightdelay.stack.pgcluster import pg_bin, throwaway_postgres
+
+    with throwaway_postgres(databases=()) as pg:
+        env = venv_env(
+            {
+                "PATH": f"{pg_bin()}:{venv_env()['PATH']}",
+                "PGHOST": pg["host"],
+                "PGPORT": pg["port"],
+                "PGPASSWORD": pg["password"],
+                "POSTGRES_USER": pg["user"],
+                "POSTGRES_READONLY_USER": "reader",
+                "POSTGRES_READONLY_PASSWORD": "it's:a s3cr3t",
+                "POSTGRES_MLFLOW_DB": "mlflow",
+                "POSTGRES_FEATURES_DB": "features",
+            }
+        )
+        script = ROOT / "Docker/postgres/10-flightdelay.sh"
+        proc = subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+
+        def connect(user: str, password: str) -> psycopg2.extensions.connection:
+            conn = psycopg2.connect(
+                host=pg["host"], port=pg["port"], user=user, password=password, dbname="features"
+            )
+            conn.autocommit = True
+            return conn
+
+        owner = connect(pg["user"], pg["password"])
+        with owner.cursor() as cur:
+            cur.execute("CREATE TABLE later (x int); INSERT INTO later VALUES (1)")
+        reader = connect("reader", "it's:a s3cr3t")
+        with reader.cursor() as cur:
+            cur.execute("SELECT x FROM later")
+            assert cur.fetchall() == [(1,)]
+            with pytest.raises(psycopg2.errors.InsufficientPrivilege):
+                cur.execute("INSERT INTO later VALUES (2)")
+        reader.close()
+        owner.close()
+
+
+def test_dockerfiles_match_the_spec() -> None:
+    """The hand-written Dockerfiles: the ports the spec uses, the locked MLflow release."""
+    from importlib.metadata import version
+
+    docker = ROOT / "Docker"
+
+    def exposed(name: str) -> set[int]:
+        text = (docker / f"{name}.Dockerfile").read_text()
+        return {int(p) for p in re.search(r"(?m)^EXPOSE (.+)$", text).group(1).split()}  # type: ignore[union-attr]
+
+    assert exposed("api") == {COMPOSE_PORTS["api"]}
+    assert exposed("mlflow") == {COMPOSE_PORTS["mlflow"]}
+    assert exposed("nginx") == set(COMPOSE_NGINX_PORTS.values())
+    assert f'"mlflow=={version("mlflow")}"' in (docker / "mlflow.Dockerfile").read_text()
+    api = (docker / "api.Dockerfile").read_text()
+    steps = [ln for ln in api.splitlines() if not ln.startswith("#")]
+    assert "--extras serving" in api and not any("params.yaml" in ln for ln in steps)
+    assert "COPY src ./src" in steps
+
+
+def test_dockerignore_keeps_the_build_context_small() -> None:
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    rules = [ln for ln in lines if ln and not ln.startswith("#")]
+    assert rules[0] == "*"  # everything out; only what the images COPY back in
+    assert {r[1:] for r in rules if r.startswith("!")} == {
+        "pyproject.toml", "poetry.lock", "README.md", "src"
+    }  # fmt: skip
+
+
+def test_native_nginx_conf_is_valid_for_nginx(tmp_path: Path) -> None:
+    """`nginx -t` on the native config (certificate and htpasswd made as `stack up` makes them)."""
+    from flightdelay.stack import provision
+    from flightdelay.stack.render import nginx_conf
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        pytest.skip("nginx missing: `make system-deps`")
+    t = native_target(tmp_path)
+    d = t.layout.dir("nginx")
+    (d / "tmp").mkdir(parents=True)
+    provision.tls_certificate(d / "tls.crt", d / "tls.key")
+    provision.htpasswd(d / "htpasswd", "mlflow", "pw")
+    (d / "nginx.conf").write_text(nginx_conf(t))
+    proc = subprocess.run(
+        [nginx, "-t", "-p", str(d), "-c", str(d / "nginx.conf")], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from sqlalchemy import text
@@ -196,3 +197,19 @@ def test_quoted_and_capitalised_output_columns(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r'features.sql: column Carrier .* write "Carrier"'):
         build_and_split(engine, parse_params(raw), sql=unquoted)
     engine.dispose()
+
+
+def test_parquet_is_byte_stable_without_pandas_metadata(tmp_path: Path) -> None:
+    engine = make_engine(loaded(tmp_path))
+    train, test, _ = build_and_split(engine, fixture_params())
+    write_splits(train, test, tmp_path / "a")
+    train2, test2, _ = build_and_split(engine, fixture_params())  # a second build
+    engine.dispose()
+    write_splits(train2, test2, tmp_path / "b")
+    for name in ("train.parquet", "test.parquet"):
+        data = (tmp_path / "a" / name).read_bytes()
+        assert data == (tmp_path / "b" / name).read_bytes()
+        assert b"pandas" not in data and pq.read_schema(tmp_path / "a" / name).metadata is None
+    back = pd.read_parquet(tmp_path / "a/train.parquet")
+    assert str(back["time_hour"].dtype) == "datetime64[us, UTC]"
+    assert back["flight"].tolist() == [1, 2, 3]  # features.key order

@@ -14,7 +14,8 @@ import pytest
 from flightdelay.core.config import StackSettings
 from tests.conftest import ROOT, copy_repo, venv_env
 
-# Ports away from the defaults, so a developer's own stack can keep running.
+# Ports away from the defaults, so a developer's own stack can keep running, and below Linux's
+# ephemeral range (32768-60999): a client socket the kernel gave such a port would block it.
 STACK_ENV = {
     "STACK_DIR": str(ROOT / ".stack-test"),
     "STACK_TOOLS_DIR": str(ROOT / ".stack" / "tools"),
@@ -24,11 +25,11 @@ STACK_ENV = {
     "MLFLOW_TRACKING_PASSWORD": "mlflow-test-secret",
     "PGADMIN_PASSWORD": "pgadmin-test-secret",
     "API_TOKEN": "api-test-token",
-    "POSTGRES_PORT": "56432",
-    "S3_PORT": "59333",
-    "SEAWEED_BASE_PORT": "59900",
-    "MLFLOW_PORT": "56000",
-    "PGADMIN_PORT": "56050",
+    "POSTGRES_PORT": "26432",
+    "S3_PORT": "26333",
+    "SEAWEED_BASE_PORT": "26900",
+    "MLFLOW_PORT": "26000",
+    "PGADMIN_PORT": "26050",
     "API_REPLICA_PORTS": "18001,18002",
     "API_POLL_SECONDS": "2",
     "NGINX_HTTP_PORT": "18080",
@@ -84,8 +85,9 @@ def flightdelay(
 
 def stack_processes() -> list[str]:
     """Command lines of processes that belong to the test stack."""
-    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    marks = (STACK_ENV["STACK_DIR"], ":18001", "18001", "56432", "59333", "56000")
+    # ww: full command lines (else ps cuts them at COLUMNS, which pytest sets)
+    out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
+    marks = (STACK_ENV["STACK_DIR"], ":18001", "18001", "26432", "26333", "26000", "26050")
     return [
         line
         for line in out.splitlines()
@@ -110,7 +112,7 @@ def stack() -> Iterator[StackSettings]:
 
 
 def stack_client_env(settings: StackSettings) -> dict[str, str]:
-    from flightdelay.stack.render import client_env
+    from flightdelay.stack.spec import client_env
 
     return client_env(settings)
 

@@ -17,8 +17,9 @@ from botocore.exceptions import ClientError
 from sqlalchemy import create_engine, text
 
 from flightdelay.core.config import StackSettings
-from flightdelay.stack.manager import configure_dvc_remote, s3_client
-from flightdelay.stack.render import pg_url
+from flightdelay.stack import manager
+from flightdelay.stack.bootstrap import configure_dvc_remote
+from flightdelay.stack.clients import pg_url, s3_client
 from tests.conftest import ROOT, venv_env
 from tests.stack.conftest import STACK_ENV, flightdelay, stack_client_env, stack_processes
 
@@ -45,6 +46,30 @@ def test_stack_up_from_nothing_all_healthy(stack: StackSettings) -> None:
     assert all(" RUNNING" in line for line in out.splitlines())
     again = flightdelay("stack", "up").stdout  # idempotent: nothing restarts
     assert again.count("healthy") == 7
+
+
+def test_processes_hold_no_secret_and_the_api_reaches_mlflow_through_nginx(
+    stack: StackSettings,
+) -> None:
+    """No password on any command line (`ps` shows them to every local user); the API replicas
+    get MODEL_NAME from the spec and talk to MLflow through nginx with basic auth; htpasswd is
+    SHA-512 crypt, the scheme the compose nginx writes too."""
+    secrets = [
+        v for k, v in STACK_ENV.items() if k.endswith(("PASSWORD", "SECRET_ACCESS_KEY", "TOKEN"))
+    ]
+    lines = stack_processes()
+    assert any("mlflow server" in ln for ln in lines), lines
+    assert any("postgres -D" in ln for ln in lines), lines
+    for line in lines:
+        assert not any(secret in line for secret in secrets), line
+    pid = manager.service_pids(stack)["api1"]
+    environ = dict(
+        kv.split("=", 1) for kv in Path(f"/proc/{pid}/environ").read_text().split("\0") if kv
+    )
+    assert environ["MLFLOW_TRACKING_URI"] == f"http://127.0.0.1:{stack.nginx_mlflow_port}"
+    assert environ["MODEL_NAME"] == "flightdelay"
+    htpasswd = (Path(STACK_ENV["STACK_DIR"]) / "nginx/htpasswd").read_text()
+    assert htpasswd.startswith(f"{stack.mlflow_tracking_username}:$6$")
 
 
 def test_api_waits_for_a_model(stack: StackSettings) -> None:

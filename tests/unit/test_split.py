@@ -108,6 +108,10 @@ def test_empty_side_and_overlap() -> None:
         make_splits(frame(), params(both))
     with pytest.raises(UserError, match="is not a date/time"):
         make_splits(frame(), params({"strategy": "time", "column": "at", "cutoff": "soon"}))
+    with pytest.raises(UserError, match="'school' is neither a time nor a number"):
+        make_splits(frame(), params({"strategy": "time", "column": "school", "cutoff": "s3"}))
+    with pytest.raises(UserError, match="cutoff: 'soon' is not a number like 'month'"):
+        make_splits(frame(), params({"strategy": "time", "column": "month", "cutoff": "soon"}))
 
 
 def test_null_targets_are_counted_or_dropped() -> None:

@@ -190,7 +190,8 @@ def _time_masks(column: pd.Series, cutoff: str | float) -> tuple[Mask, Mask]:
             raise UserError(f"{key}: {cutoff!r} is not a number like {column.name!r}") from None
     else:
         raise UserError(
-            f"params.yaml features.split.column: {column.name!r} is neither a time nor a number"
+            f"params.yaml features.split.column: {column.name!r} is neither a time nor a number "
+            "(declare it TIMESTAMP WITH TIME ZONE in schema.sql, or split by column)"
         )
     known = column.notna().to_numpy()
     before = (column < at).to_numpy(dtype=bool, na_value=False)

@@ -1,128 +1,16 @@
-"""Every file the stack's services need, rendered from StackSettings (never written by hand).
+"""Config files of the services, as text, from a :class:`~flightdelay.stack.targets.Target`.
 
-Pure functions: settings in, text out. :mod:`flightdelay.stack.manager` writes them under
-STACK_DIR; docker-compose.yaml reads the same variables from .env.
+Pure functions: the same function renders a file for both backends; only the target's addresses,
+ports and paths differ.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import os
-from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import quote
 
-from flightdelay.core.config import StackSettings
-from flightdelay.core.errors import UserError
+from flightdelay.stack.targets import Target
 
-
-@dataclass(frozen=True)
-class Layout:
-    """Where each service keeps its state, config and logs under STACK_DIR."""
-
-    root: Path
-    tools: Path
-
-    @classmethod
-    def of(cls, settings: StackSettings) -> Layout:
-        root = settings.stack_dir.resolve()
-        return cls(root, (settings.stack_tools_dir or root / "tools").resolve())
-
-    def __getattr__(self, name: str) -> Path:  # e.g. layout.pg, layout.nginx, layout.logs
-        return self.root / name
-
-    @property
-    def pg_data(self) -> Path:
-        return self.root / "pg" / "data"
-
-    @property
-    def supervisor_conf(self) -> Path:
-        return self.root / "supervisord.conf"
-
-
-def api_ports(settings: StackSettings) -> list[int]:
-    """The API replicas' internal ports (API_REPLICA_PORTS, comma-separated)."""
-    try:
-        ports = [int(p) for p in settings.api_replica_ports.split(",") if p.strip()]
-    except ValueError:
-        ports = []
-    if not ports or not all(0 < p < 65536 for p in ports):
-        raise UserError(
-            f"API_REPLICA_PORTS={settings.api_replica_ports!r}: expected ports like 8001,8002"
-        )
-    return ports
-
-
-def seaweed_ports(settings: StackSettings) -> dict[str, int]:
-    """Every SeaweedFS port, each set explicitly (its defaults collide and sit in /tmp)."""
-    b = settings.seaweed_base_port
-    names = [
-        "master",
-        "master_grpc",
-        "volume",
-        "volume_grpc",
-        "filer",
-        "filer_grpc",
-        "s3_grpc",
-        "admin",
-        "admin_grpc",
-    ]
-    return {n: b + i for i, n in enumerate(names)}
-
-
-def pg_url(settings: StackSettings, db: str, driver: str = "postgresql+psycopg2") -> str:
-    """The SQLAlchemy URL of one stack database (as the owner role; the password URL-quoted)."""
-    pw = quote(settings.postgres_password.get_secret_value(), safe="")
-    return f"{driver}://{settings.postgres_user}:{pw}@127.0.0.1:{settings.postgres_port}/{db}"
-
-
-def client_env(settings: StackSettings) -> dict[str, str]:
-    """The settings that point `dvc repro`, the notebook and the API at the stack."""
-    return {
-        "DATABASE_URL": pg_url(settings, settings.postgres_features_db),
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{settings.nginx_mlflow_port}",
-        "MLFLOW_TRACKING_USERNAME": settings.mlflow_tracking_username,
-        "MLFLOW_TRACKING_PASSWORD": settings.mlflow_tracking_password.get_secret_value(),
-    }
-
-
-def s3_identities(settings: StackSettings) -> str:
-    """SeaweedFS s3.json: one identity (without one, any signature is accepted)."""
-    return json.dumps(
-        {
-            "identities": [
-                {
-                    "name": "admin",
-                    "credentials": [
-                        {
-                            "accessKey": settings.aws_access_key_id,
-                            "secretKey": settings.aws_secret_access_key.get_secret_value(),
-                        }
-                    ],
-                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
-            ]
-        },
-        indent=2,
-    )
-
-
-def htpasswd(user: str, password: str, salt: bytes | None = None) -> str:
-    """An nginx auth_basic line with a salted SHA-1 ({SSHA}) hash."""
-    salt = salt if salt is not None else os.urandom(8)
-    digest = hashlib.sha1(password.encode() + salt).digest()
-    return f"{user}:{{SSHA}}{base64.b64encode(digest + salt).decode()}\n"
-
-
-def nginx_conf(settings: StackSettings, layout: Layout) -> str:
-    """nginx in front of the API replicas (+TLS), MLflow (basic auth), pgAdmin and S3."""
-    n = layout.nginx
-    upstream = "\n".join(
-        f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=3s;" for p in api_ports(settings)
-    )
-    api_location = """
+_API_LOCATION = """
         location / {
             proxy_pass http://api;
             proxy_http_version 1.1;
@@ -132,44 +20,50 @@ def nginx_conf(settings: StackSettings, layout: Layout) -> str:
             proxy_next_upstream error timeout http_502 http_503 non_idempotent;
             proxy_connect_timeout 2s;
         }"""
-    temps = "\n".join(
-        f"    {k}_temp_path {n}/tmp/{k};"
-        for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    return f"""# Rendered by `flightdelay stack up` from .env: do not edit.
-worker_processes 1;
-pid {n}/nginx.pid;
-error_log {n}/error.log warn;
-events {{ worker_connections 1024; }}
 
-http {{
-    access_log off;
-{temps}
-    upstream api {{
+
+def _listen(t: Target, kind: str, ssl: bool = False) -> str:
+    where = f"{t.bind()}:" if t.kind == "native" else ""
+    return f"listen {where}{t.nginx_port(kind)}{' ssl' if ssl else ''};"
+
+
+def _http(host: str, port: int) -> str:
+    return f"http://{host}:{port}"
+
+
+def _api_servers(t: Target) -> str:
+    upstream = "\n".join(
+        f"        server {t.api_host}:{port} max_fails=1 fail_timeout=3s;" for port in t.api_ports()
+    )
+    return f"""    upstream api {{
 {upstream}
         keepalive 32;
     }}
 
-    # the API: both replicas, with failover
+    # the API: every replica, with failover
     server {{
-        listen 127.0.0.1:{settings.nginx_http_port};
-        client_max_body_size 64m;{api_location}
+        {_listen(t, "http")}
+        client_max_body_size 64m;{_API_LOCATION}
     }}
     server {{
-        listen 127.0.0.1:{settings.nginx_https_port} ssl;
-        ssl_certificate {n}/tls.crt;
-        ssl_certificate_key {n}/tls.key;
-        client_max_body_size 64m;{api_location}
+        {_listen(t, "https", ssl=True)}
+        ssl_certificate {t.path("nginx", "tls.crt")};
+        ssl_certificate_key {t.path("nginx", "tls.key")};
+        client_max_body_size 64m;{_API_LOCATION}
     }}
+"""
 
+
+def _tool_servers(t: Target) -> str:
+    return f"""
     # MLflow: UI and REST, basic auth; artifacts are proxied by the server to S3
     server {{
-        listen 127.0.0.1:{settings.nginx_mlflow_port};
+        {_listen(t, "mlflow")}
         client_max_body_size 0;
         auth_basic "MLflow";
-        auth_basic_user_file {n}/htpasswd;
+        auth_basic_user_file {t.path("nginx", "htpasswd")};
         location / {{
-            proxy_pass http://127.0.0.1:{settings.mlflow_port};
+            proxy_pass {_http(*t.addr("mlflow"))};
             proxy_set_header Host $http_host;
             proxy_read_timeout 300s;
             proxy_request_buffering off;
@@ -178,9 +72,9 @@ http {{
 
     # pgAdmin
     server {{
-        listen 127.0.0.1:{settings.nginx_pgadmin_port};
+        {_listen(t, "pgadmin")}
         location / {{
-            proxy_pass http://127.0.0.1:{settings.pgadmin_port};
+            proxy_pass {_http(*t.addr("pgadmin"))};
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         }}
@@ -188,73 +82,101 @@ http {{
 
     # S3: only Host $http_host keeps SigV4 signatures valid
     server {{
-        listen 127.0.0.1:{settings.nginx_s3_port};
+        {_listen(t, "s3")}
         client_max_body_size 0;
         proxy_buffering off;
         proxy_request_buffering off;
         ignore_invalid_headers off;
         location / {{
-            proxy_pass http://127.0.0.1:{settings.s3_port};
+            proxy_pass {_http(*t.addr("s3"))};
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
         }}
     }}
+"""
+
+
+def _postgres_stream(t: Target) -> str:
+    """Compose only: PostgreSQL over TCP, so nginx is the one container publishing ports."""
+    if t.kind == "native":
+        return ""
+    host, port = t.addr("postgres")
+    return f"""
+# PostgreSQL through nginx (TCP): the host reaches it on POSTGRES_PORT, as natively
+stream {{
+    server {{
+        {_listen(t, "postgres")}
+        proxy_pass {host}:{port};
+        proxy_connect_timeout 5s;
+    }}
 }}
 """
 
 
-def pgadmin_config(settings: StackSettings, layout: Layout) -> str:
-    """pgAdmin's config_distro.py: server mode, its own port and data folder."""
-    d = layout.pgadmin
-    return f"""# Rendered by `flightdelay stack up`: do not edit.
-SERVER_MODE = True
-DEFAULT_SERVER = '127.0.0.1'
-DEFAULT_SERVER_PORT = {settings.pgadmin_port}
-DATA_DIR = '{d}'
-LOG_FILE = '{d}/pgadmin4.log'
-SQLITE_PATH = '{d}/pgadmin4.db'
-SESSION_DB_PATH = '{d}/sessions'
-STORAGE_DIR = '{d}/storage'
-AZURE_CREDENTIAL_CACHE_DIR = '{d}/azure'
-KERBEROS_CCACHE_DIR = '{d}/krb'
-UPGRADE_CHECK_ENABLED = False
-MASTER_PASSWORD_REQUIRED = False
-"""
+def nginx_conf(t: Target) -> str:
+    """nginx in front of the API replicas (+TLS), MLflow (basic auth), pgAdmin and S3."""
+    temps = "\n".join(
+        f"    {k}_temp_path {t.path('nginx', 'tmp/' + k)};"
+        for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    user = f"user {t.nginx_user};\n" if t.nginx_user else ""
+    return f"""# Rendered by flightdelay.stack (spec -> {t.kind}): do not edit.
+{user}worker_processes 1;
+pid {t.path("nginx", "nginx.pid")};
+error_log {t.path("nginx", "error.log")} warn;
+events {{ worker_connections 1024; }}
+
+http {{
+    access_log off;
+{temps}
+{_api_servers(t)}{_tool_servers(t)}}}
+{_postgres_stream(t)}"""
 
 
-def pgadmin_servers(
-    settings: StackSettings, host: str = "127.0.0.1", port: int | None = None
-) -> str:
-    """servers.json: the feature DB and the MLflow DB, as the read-only role, via the passfile."""
-    servers = {}
-    for i, (label, db) in enumerate(
-        (
-            ("flightdelay features", settings.postgres_features_db),
-            ("mlflow backend", settings.postgres_mlflow_db),
+def s3_identities(access_key: str, secret_key: str) -> str:
+    """SeaweedFS s3.json: one identity (without one, any signature is accepted)."""
+    identity = {
+        "name": "admin",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
+    return json.dumps({"identities": [identity]}, indent=2) + "\n"
+
+
+# pgAdmin's own settings, the same in both backends (natively in config_distro.py, in compose
+# as the image's PGADMIN_CONFIG_<NAME> variables)
+PGADMIN_CONFIG = {
+    "SERVER_MODE": "True",
+    "MASTER_PASSWORD_REQUIRED": "False",
+    "UPGRADE_CHECK_ENABLED": "False",
+}
+
+
+def pgadmin_config_distro(t: Target) -> str:
+    """Native pgAdmin's config_distro.py: its port, data folder, and PGADMIN_CONFIG."""
+    d = t.path("pgadmin", "")
+    lines = [
+        "# Rendered by flightdelay.stack (spec -> native): do not edit.",
+        f"DEFAULT_SERVER = {t.bind()!r}",
+        f"DEFAULT_SERVER_PORT = {t.addr('pgadmin')[1]}",
+        f"DATA_DIR = {d!r}",
+        *(
+            f"{key} = {d + '/' + sub!r}"
+            for key, sub in (
+                ("LOG_FILE", "pgadmin4.log"),
+                ("SQLITE_PATH", "pgadmin4.db"),
+                ("SESSION_DB_PATH", "sessions"),
+                ("STORAGE_DIR", "storage"),
+                ("AZURE_CREDENTIAL_CACHE_DIR", "azure"),
+                ("KERBEROS_CCACHE_DIR", "krb"),
+            )
         ),
-        start=1,
-    ):
-        servers[str(i)] = {
-            "Name": label,
-            "Group": "flightdelay",
-            "Host": host,
-            "Port": port or settings.postgres_port,
-            "MaintenanceDB": db,
-            "Username": settings.postgres_readonly_user,
-            "SSLMode": "prefer",
-            "PassFile": "/pgpass",
-        }
-    return json.dumps({"Servers": servers}, indent=2)
+        *(f"{key} = {value}" for key, value in PGADMIN_CONFIG.items()),
+    ]
+    return "\n".join(lines) + "\n"
 
 
-def pgpass(settings: StackSettings, host: str = "127.0.0.1", port: int | None = None) -> str:
-    """The passfile pgAdmin reads (host:port:db:user:password)."""
-    pw = settings.postgres_readonly_password.get_secret_value()
-    pw = pw.replace("\\", "\\\\").replace(":", "\\:")  # the passfile's own escaping
-    return f"{host}:{port or settings.postgres_port}:*:{settings.postgres_readonly_user}:{pw}\n"
-
-
-def pgadmin_user_dir(settings: StackSettings, layout: Layout) -> Path:
-    """pgAdmin's storage folder of the admin user (where "/pgpass" resolves)."""
-    return layout.pgadmin / "storage" / settings.pgadmin_email.replace("@", "_")
+# The self-signed certificate nginx serves TLS with (both backends)
+TLS_DAYS = 825
+TLS_NAMES = ("localhost", "127.0.0.1")

@@ -1,0 +1,175 @@
+"""What the stack sets up inside its running services: the databases, the read-only role and its
+grants, the buckets, pgAdmin's servers and passfile, the DVC remote.
+
+Each is ONE list here. The native backend executes it (:func:`ensure_databases`, ...); the compose
+backend renders the same list into the containers' init scripts
+(:mod:`flightdelay.stack.backends.compose_files`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from flightdelay.core.config import StackSettings
+from flightdelay.core.errors import UserError
+from flightdelay.stack.clients import pg_connect, s3_client
+from flightdelay.stack.layout import VENV_BIN, Layout
+from flightdelay.stack.targets import Target
+
+log = logging.getLogger(__name__)
+
+# Statement templates: {owner}, {reader}, {db} are identifiers, {reader_password} a literal.
+IDENTIFIERS = {"owner": "postgres_user", "reader": "postgres_readonly_user"}
+LITERALS = {"reader_password": "postgres_readonly_password"}
+DATABASES = ("postgres_mlflow_db", "postgres_features_db")
+CREATE_DATABASE = "CREATE DATABASE {db}"
+CREATE_ROLE = "CREATE ROLE {reader} LOGIN PASSWORD {reader_password}"
+ALTER_ROLE = "ALTER ROLE {reader} LOGIN PASSWORD {reader_password}"
+# run in each database: the read-only role can browse what is there and what comes later
+READER_GRANTS = (
+    "GRANT CONNECT ON DATABASE {db} TO {reader}",
+    "GRANT USAGE ON SCHEMA public TO {reader}",
+    "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT SELECT ON TABLES TO {reader}",
+)
+BUCKETS = ("s3_bucket_mlflow", "s3_bucket_dvc")
+# pgAdmin's pre-registered servers: (name, the setting naming its maintenance DB)
+PGADMIN_SERVERS = (
+    ("flightdelay features", "postgres_features_db"),
+    ("mlflow backend", "postgres_mlflow_db"),
+)
+
+
+def pgadmin_servers(t: Target) -> str:
+    """servers.json: every PGADMIN_SERVERS entry, as the read-only role, through the passfile."""
+    host, port = t.addr("postgres")
+    servers = {
+        str(i): {
+            "Name": name,
+            "Group": "flightdelay",
+            "Host": host,
+            "Port": port,
+            "MaintenanceDB": t.value(db),
+            "Username": t.value("postgres_readonly_user"),
+            "SSLMode": "prefer",
+            "PassFile": "/pgpass",
+        }
+        for i, (name, db) in enumerate(PGADMIN_SERVERS, start=1)
+    }
+    return json.dumps({"Servers": servers}, indent=2) + "\n"
+
+
+def _pgpass_field(value: str) -> str:
+    return value.replace("\\", "\\\\").replace(":", "\\:")  # the passfile's own escaping
+
+
+def pgpass(t: Target) -> str:
+    """The passfile pgAdmin reads (host:port:db:user:password)."""
+    host, port = t.addr("postgres")
+    user = _pgpass_field(t.value("postgres_readonly_user"))
+    return f"{host}:{port}:*:{user}:{_pgpass_field(t.value('postgres_readonly_password'))}\n"
+
+
+def pgadmin_storage(email: str) -> str:
+    """pgAdmin's storage folder name of a user (where its "/pgpass" resolves)."""
+    return email.replace("@", "_")
+
+
+# --------------------------------------------------------------------------------------------
+# native: run the lists
+# --------------------------------------------------------------------------------------------
+
+
+def _statement(template: str, settings: StackSettings, db: str | None = None) -> Any:
+    from psycopg2 import sql
+
+    def value(field: str) -> str:
+        v = getattr(settings, field)
+        return str(v.get_secret_value() if hasattr(v, "get_secret_value") else v)
+
+    slots: dict[str, Any] = {k: sql.Identifier(value(f)) for k, f in IDENTIFIERS.items()}
+    slots |= {k: sql.Literal(value(f)) for k, f in LITERALS.items()}
+    if db is not None:
+        slots["db"] = sql.Identifier(db)
+    return sql.SQL(template).format(**slots)
+
+
+def ensure_databases(settings: StackSettings) -> None:
+    """Create the databases and the read-only role when missing; grant in each database."""
+    dbs = [str(getattr(settings, f)) for f in DATABASES]
+    conn = pg_connect(settings, "postgres")
+    with conn.cursor() as cur:
+        for db in dbs:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
+            if cur.fetchone() is None:
+                cur.execute(_statement(CREATE_DATABASE, settings, db))
+        cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (settings.postgres_readonly_user,))
+        cur.execute(_statement(ALTER_ROLE if cur.fetchone() else CREATE_ROLE, settings))
+    conn.close()
+    for db in dbs:
+        conn = pg_connect(settings, db)
+        with conn.cursor() as cur:
+            for grant in READER_GRANTS:
+                cur.execute(_statement(grant, settings, db))
+        conn.close()
+
+
+def ensure_buckets(settings: StackSettings) -> None:
+    """Create every bucket of BUCKETS when missing (directly on the S3 server)."""
+    client = s3_client(settings, endpoint=f"http://127.0.0.1:{settings.s3_port}")
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    for bucket in (str(getattr(settings, f)) for f in BUCKETS):
+        if bucket not in existing:
+            client.create_bucket(Bucket=bucket)
+
+
+def ensure_pgadmin(settings: StackSettings, layout: Layout) -> None:
+    """pgAdmin's admin user and the servers of servers.json (once; its passfile is a spec file)."""
+    marker = layout.dir("pgadmin") / ".servers-loaded"
+    if marker.exists():
+        return
+    cli = layout.tools / "pgadmin" / "bin" / "pgadmin4-cli"
+    env = dict(
+        os.environ,
+        CONFIG_DISTRO_FILE_PATH=str(layout.dir("pgadmin") / "config_distro.py"),
+        PGADMIN_SETUP_EMAIL=settings.pgadmin_email,
+        PGADMIN_SETUP_PASSWORD=settings.pgadmin_password.get_secret_value(),
+    )
+    servers = str(layout.dir("pgadmin") / "servers.json")
+    for args in (["setup-db"], ["load-servers", servers, "--user", settings.pgadmin_email]):
+        proc = subprocess.run([str(cli), *args], env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            out = (proc.stdout + proc.stderr).strip()[-300:]
+            raise UserError(f"pgadmin4-cli {args[0]} failed: {out}")
+    marker.write_text("ok\n")
+
+
+def dvc_remote(settings: StackSettings) -> tuple[str, list[tuple[str, str]]]:
+    """The DVC remote `stack`: its URL and options (the bucket S3_BUCKET_DVC through nginx)."""
+    return f"s3://{settings.s3_bucket_dvc}/flightdelay", [
+        ("endpointurl", f"http://127.0.0.1:{settings.nginx_s3_port}"),
+        ("region", "us-east-1"),
+        ("access_key_id", settings.aws_access_key_id),
+        ("secret_access_key", settings.aws_secret_access_key.get_secret_value()),
+    ]
+
+
+def configure_dvc_remote(settings: StackSettings) -> bool:
+    """Make `stack` DVC's default remote, entirely in the git-ignored .dvc/config.local
+    (credentials included, mode 0600). Returns False outside a DVC repo."""
+    if not Path(".dvc").is_dir():
+        return False
+    url, options = dvc_remote(settings)
+    steps = [["remote", "add", "--local", "--force", "--default", "stack", url]]
+    steps += [["remote", "modify", "--local", "stack", k, v] for k, v in options]
+    for args in steps:
+        proc = subprocess.run([str(VENV_BIN / "dvc"), *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise UserError(f"dvc {' '.join(args[:3])} failed: {proc.stderr.strip()[-200:]}")
+    Path(".dvc/config.local").chmod(0o600)
+    return True

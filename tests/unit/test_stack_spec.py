@@ -1,0 +1,145 @@
+"""The stack spec: a pure description of every service, the same facts for both backends."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from flightdelay.core.config import StackSettings
+from flightdelay.stack import bootstrap, scripts, spec
+from flightdelay.stack.layout import Layout, Tools
+from flightdelay.stack.targets import Compose, Native, Target
+
+SECRETS = {
+    "postgres_password": "pg-s3cr3t",
+    "postgres_readonly_password": "reader:s3cr3t",
+    "aws_secret_access_key": "aws-s3cr3t",
+    "mlflow_tracking_password": "mlflow-s3cr3t",
+    "pgadmin_password": "pgadmin-s3cr3t",
+    "api_token": "api-s3cr3t",
+}
+
+
+def native(tmp_path: Path, **extra: object) -> Native:
+    values = SECRETS | {"stack_dir": tmp_path / "stack"} | extra
+    settings = StackSettings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+    layout = Layout.of(settings)
+    return Native(settings, layout, Tools.expected(layout))
+
+
+def by_name(t: Target) -> dict[str, spec.Service]:
+    return {s.name: s for s in spec.services(t, "flightdelay")}
+
+
+def test_pure_nothing_written_nothing_installed(tmp_path: Path) -> None:
+    services = spec.services(native(tmp_path), "flightdelay")
+    assert [s.name for s in services] == [
+        "postgres", "s3", "mlflow", "pgadmin", "api1", "api2", "nginx"
+    ]  # fmt: skip
+    assert not (tmp_path / "stack").exists()
+    assert spec.services(native(tmp_path), "flightdelay") == services  # deterministic
+
+
+def test_start_order_follows_dependencies(tmp_path: Path) -> None:
+    for t in (native(tmp_path), Compose()):
+        seen: set[str] = set()
+        for s in spec.services(t, "flightdelay"):
+            assert set(s.depends_on) <= seen, (s.name, s.depends_on)
+            seen.add(s.name)
+
+
+def test_ports_come_from_the_settings(tmp_path: Path) -> None:
+    t = native(tmp_path, api_replica_ports="18001,18002,18003", mlflow_port=56000)
+    services = by_name(t)
+    assert [n for n in services if n.startswith("api")] == ["api1", "api2", "api3"]
+    assert services["api3"].health.port == 18003
+    assert services["mlflow"].ports[0].number == 56000
+    assert "--port" in services["mlflow"].command and "56000" in services["mlflow"].command
+    public = {p.setting for s in services.values() for p in s.ports if p.public}
+    assert public == {f"NGINX_{k}_PORT" for k in ("HTTP", "HTTPS", "MLFLOW", "PGADMIN", "S3")}
+
+
+def test_api_gets_model_name_and_reaches_mlflow_through_nginx(tmp_path: Path) -> None:
+    api = by_name(native(tmp_path))["api1"]
+    assert api.env["MODEL_NAME"] == "flightdelay"
+    assert api.env["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5080"
+    assert api.env["MLFLOW_TRACKING_PASSWORD"] == SECRETS["mlflow_tracking_password"]
+    compose_api = by_name(Compose())["api"]
+    assert compose_api.env["MODEL_NAME"] == "flightdelay"
+    assert compose_api.env["MLFLOW_TRACKING_URI"] == "http://nginx:5080"
+    assert compose_api.replicas == 2
+
+
+def test_no_secret_on_a_command_line_and_secret_files_private(tmp_path: Path) -> None:
+    services = spec.services(native(tmp_path), "flightdelay")
+    for s in services:
+        line = " ".join(s.command)
+        for secret in SECRETS.values():
+            assert secret not in line, (s.name, secret)
+    modes = {Path(f.path).name: f.mode for s in services for f in s.files}
+    assert modes["s3.json"] == 0o600 and modes["pgpass"] == 0o600
+    mlflow = next(s for s in services if s.name == "mlflow")
+    # the owner password is URL-quoted inside the backend store URI
+    assert "pg-s3cr3t@127.0.0.1:55432/mlflow" in mlflow.env["MLFLOW_BACKEND_STORE_URI"]
+
+
+def test_compose_holds_references_never_values() -> None:
+    services = spec.services(Compose(), "flightdelay")
+    text = repr(services)
+    assert "change-me" not in text
+    defaults = StackSettings.model_construct()
+    for field in SECRETS:
+        assert str(getattr(defaults, field).get_secret_value()) not in text
+    for s in services:
+        for key, value in s.env.items():
+            if key.startswith(("AWS_SECRET", "MLFLOW_TRACKING_PASSWORD", "API_TOKEN")):
+                assert re.fullmatch(r"\$\{[A-Z_]+\}", value), (s.name, key, value)
+
+
+def test_pgpass_escapes_colons_and_backslashes(tmp_path: Path) -> None:
+    line = bootstrap.pgpass(native(tmp_path, postgres_readonly_password="a:b\\c"))
+    assert line == "127.0.0.1:55432:*:reader:a\\:b\\\\c\n"
+    assert bootstrap.pgpass(Compose()) == (
+        "postgres:5432:*:${POSTGRES_READONLY_USER}:${POSTGRES_READONLY_PASSWORD}\n"
+    )
+
+
+def test_compose_init_script_runs_the_native_grants() -> None:
+    script = scripts.postgres_init()
+    for grant in bootstrap.READER_GRANTS:
+        psql = re.sub(r"\{(\w+)\}", r':"\1"', grant) + ";"
+        assert script.count(psql) == len(bootstrap.DATABASES), grant
+    assert 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"reader";' in script
+    assert "CREATE ROLE :\"reader\" LOGIN PASSWORD :'reader_password';" in script
+    assert "${" not in script and "'$" not in script  # psql quotes every value itself
+
+
+def test_pgadmin_settings_are_the_same_in_both(tmp_path: Path) -> None:
+    from flightdelay.stack.render import PGADMIN_CONFIG
+
+    distro = next(
+        f.content for f in by_name(native(tmp_path))["pgadmin"].files if f.path.endswith(".py")
+    )
+    env = by_name(Compose())["pgadmin"].env
+    for key, value in PGADMIN_CONFIG.items():
+        assert f"{key} = {value}\n" in distro
+        assert env[f"PGADMIN_CONFIG_{key}"] == value
+
+
+def test_minio_on_path_replaces_seaweedfs(tmp_path: Path) -> None:
+    settings = StackSettings(_env_file=None, stack_dir=tmp_path)  # type: ignore[call-arg]
+    layout = Layout.of(settings)
+    t = Native(settings, layout, Tools.expected(layout, Path("/opt/minio")))
+    s3 = by_name(t)["s3"]
+    assert s3.command[:2] == ("/opt/minio", "server")
+    assert s3.env["MINIO_ROOT_USER"] == settings.aws_access_key_id
+
+
+@pytest.mark.parametrize("bad", ["", "80x", "0", "70000"])
+def test_bad_replica_ports_are_one_clear_error(tmp_path: Path, bad: str) -> None:
+    from flightdelay.core.errors import UserError
+
+    with pytest.raises(UserError, match="API_REPLICA_PORTS"):
+        spec.services(native(tmp_path, api_replica_ports=bad), "flightdelay")
