@@ -57,7 +57,7 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-# --- pipeline stages (paths are written once, in dvc.yaml: no defaults here) ------------------------------------------
+# --- pipeline stages (paths are written once, in dvc.yaml: no defaults here) -------------
 
 
 @app.command("target")

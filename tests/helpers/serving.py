@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flightdelay.core.model_code import TRUSTED_TYPES as TRUSTED
-from flightdelay.core.tracking import LoggedModel, Tracking
 from flightdelay.core.config import ServiceSettings, VariantParams
 from flightdelay.core.estimator import build_pipeline
+from flightdelay.core.model_code import TRUSTED_TYPES as TRUSTED
+from flightdelay.core.tracking import LoggedModel, Tracking
 
 CATEGORICAL = ["carrier", "origin"]
 NUMERIC = ["distance", "temp"]

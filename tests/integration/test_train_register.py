@@ -15,9 +15,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from flightdelay.core import registry
 from flightdelay.core.config import load_params
 from flightdelay.core.errors import UserError
-from flightdelay.core import registry
 from flightdelay.pipeline import promote
 from flightdelay.pipeline import register as register_model
 from flightdelay.pipeline import train as train_model

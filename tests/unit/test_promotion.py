@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from flightdelay.core.config import RegisterParams
-from flightdelay.core.records import RunRecord
 from flightdelay.core.errors import UserError
+from flightdelay.core.records import RunRecord
 from flightdelay.pipeline.register import decide, rank
 
 RP = RegisterParams(
@@ -23,6 +23,7 @@ RP = RegisterParams(
         (0.70, 0.70, {}, "challenger"),  # equal
         (0.80, None, {}, "promote"),  # no champion: the gate alone decides
         (0.80, None, {"comparable": False}, "challenger"),  # champion cannot score the data
+        (0.90, 0.70, {"comparable": False}, "challenger"),  # other inputs: never automatic
         (0.99, 0.70, {"experiment": True}, "candidate"),  # dvc exp run never promotes
         (0.80, 0.80, {"is_champion": True}, "keep"),
         (0.80, 0.80, {"is_champion": True, "decided": False}, "promote"),  # finish a crash
@@ -45,7 +46,7 @@ def test_lower_is_better_metric_promotes_the_smaller_value() -> None:
 def test_rank_orders_best_first_and_gates() -> None:
     recs = [RunRecord("a", "fa", {"roc_auc": 0.7}), RunRecord("b", "fb", {"roc_auc": 0.8})]
     assert [r.variant for r in rank(recs, RP)] == ["b", "a"]
-    with pytest.raises(UserError, match="quality gate failed.*left unchanged"):
+    with pytest.raises(UserError, match=r"quality gate failed.*left unchanged"):
         rank(recs, RP.model_copy(update={"min_value": 0.9}))
-    with pytest.raises(UserError, match="register.metric 'pr_auc' not logged for a, b"):
+    with pytest.raises(UserError, match=r"register\.metric 'pr_auc' not logged for a, b"):
         rank(recs, RP.model_copy(update={"metric": "pr_auc"}))

@@ -23,7 +23,9 @@ def version_card(name: str, record: RunRecord, params: Params) -> str:
     """A version's card: data, params, metrics, how to reproduce."""
     tp = params.train
     metrics = "\n".join(f"| {k} | {v} |" for k, v in sorted(record.metrics.items()))
-    data = "\n".join(f"- `data/processed/{k}.parquet` md5 `{v}`" for k, v in sorted(record.data.items()))
+    data = "\n".join(
+        f"- `data/processed/{k}.parquet` md5 `{v}`" for k, v in sorted(record.data.items())
+    )
     knobs = ", ".join(f"{k}={v}" for k, v in tp.variants[record.variant].model_dump().items())
     return f"""### {name}: variant `{record.variant}`
 

@@ -73,7 +73,7 @@ def load_pipeline(path: str) -> Any:
 
 def build_model() -> Any:
     """The pyfunc model object MLflow serves (defined here so importing this module is cheap)."""
-    from mlflow.pyfunc import PythonModel
+    from mlflow.pyfunc.model import PythonModel
 
     class PositiveProbability(PythonModel):  # type: ignore[misc]
         """predict(frame) -> one probability of the positive class per row."""

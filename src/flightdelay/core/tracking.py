@@ -85,7 +85,9 @@ class Tracking:
             self.client.search_experiments(max_results=1)
         except (MlflowException, OSError) as exc:
             first = mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-            raise UserError(f"MLflow at {self.masked_uri} is not reachable: {first[:200]}") from None
+            raise UserError(
+                f"MLflow at {self.masked_uri} is not reachable: {first[:200]}"
+            ) from None
         return self
 
     def experiment_id(self, name: str) -> str:
@@ -201,7 +203,10 @@ class Tracking:
         except MlflowException:
             self.client.create_registered_model(name, description=model_description)
         mv = self.client.create_model_version(
-            name, self.model_source(run_id), run_id=run_id, tags=dict(tags or {}),
+            name,
+            self.model_source(run_id),
+            run_id=run_id,
+            tags=dict(tags or {}),
             description=description,
         )
         return str(mv.version)

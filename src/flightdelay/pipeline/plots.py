@@ -83,11 +83,12 @@ def write_figures(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
 
-    def save(fig: plt.Figure, name: str) -> None:
+    def save(fig: Figure, name: str) -> None:
         fig.suptitle(f"{title}: {name.replace('_', ' ')}")
         fig.tight_layout()
         path = out_dir / f"{name}.png"

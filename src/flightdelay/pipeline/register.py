@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 
 from flightdelay.core import lineage, model_card, registry
-from flightdelay.core.config import Params, RegisterParams, get_pipeline_settings, load_params
+from flightdelay.core.config import (
+    CHAMPION_ALIAS,
+    Params,
+    RegisterParams,
+    get_pipeline_settings,
+    load_params,
+)
 from flightdelay.core.errors import UserError
 from flightdelay.core.evaluation import evaluate, round_sig
 from flightdelay.core.labels import to_binary
@@ -85,14 +91,15 @@ def decide(
         return Decision(
             "candidate", "dvc exp run: experiments never move @champion", candidate, champion
         )
-    if champion is None:
-        if not comparable:
-            return Decision(
-                "challenger",
-                "the champion cannot score the current test data (its inputs differ)",
-                candidate,
-            )
+    if champion is None and comparable:
         return Decision("promote", "no current champion; quality gate passed", candidate)
+    if champion is None or not comparable:
+        why = (
+            "the candidate's inputs differ from @champion's (or the champion cannot score the "
+            "current test data): review it, then `flightdelay promote <version> --reason ... "
+            "--allow-schema-change`"
+        )
+        return Decision("challenger", why, candidate, champion)
     margin = candidate - champion if rp.greater_is_better else champion - candidate
     margin = round_sig(margin)
     if margin >= rp.min_improvement and margin > 0:
@@ -147,7 +154,8 @@ def champion_score(
     try:
         with tempfile.TemporaryDirectory() as tmp:
             model = tracking.load_pyfunc(name, version, Path(tmp))
-            proba = np.asarray(model.predict(test[[*tp.categorical, *tp.numeric]]), dtype=float)
+            # every column but the label: the champion picks the inputs of its own signature
+            proba = np.asarray(model.predict(test.drop(columns=[tp.target])), dtype=float)
     except Exception as exc:  # any failure to load or score means "cannot compare"
         log.warning("champion v%s cannot score the current test data: %s", version, str(exc)[:200])
         return None
@@ -180,6 +188,13 @@ def apply(
         client.update_model_version(name, version, description=card + section)
 
 
+def same_inputs(tracking: Tracking, name: str, a: str, b: str) -> bool:
+    """True when two versions take the same inputs (promoting one over the other keeps
+    `/predict` unchanged for every client)."""
+    va, vb = (registry.get_version(tracking.client, name, v) for v in (a, b))
+    return bool(registry.schema_of(va)) and registry.schema_of(va) == registry.schema_of(vb)
+
+
 def _has_decision(tracking: Tracking, name: str, version: str) -> bool:
     tags = tracking.client.get_model_version(name, version).tags or {}
     return "decision.action" in tags
@@ -196,12 +211,12 @@ def register(records: list[RunRecord], params: Params, test: pd.DataFrame) -> di
         card = model_card.version_card(rp.model_name, rec, params)
         runs[rec.variant], versions[rec.variant] = version_for(tracking, params, rec, card)
     candidate = versions[ranked[0].variant]
-    current = registry.alias_version(tracking.client, rp.model_name, registry.CHAMPION_ALIAS)
+    current = registry.alias_version(tracking.client, rp.model_name, CHAMPION_ALIAS)
     score = None
     comparable = True
     if current and current != candidate:
         score = champion_score(tracking, rp.model_name, current, test, params)
-        comparable = score is not None
+        comparable = score is not None and same_inputs(tracking, rp.model_name, current, candidate)
     decision = decide(
         ranked[0].metrics[rp.metric],
         score,
@@ -213,7 +228,7 @@ def register(records: list[RunRecord], params: Params, test: pd.DataFrame) -> di
     )
     runner_up = versions[ranked[1].variant] if len(ranked) > 1 else None
     apply(tracking, rp, candidate, runner_up, decision)
-    champion = registry.alias_version(tracking.client, rp.model_name, registry.CHAMPION_ALIAS)
+    champion = registry.alias_version(tracking.client, rp.model_name, CHAMPION_ALIAS)
     log.info("%s v%s: %s (%s)", rp.model_name, candidate, decision.action, decision.reason)
     return {
         "model_name": rp.model_name,

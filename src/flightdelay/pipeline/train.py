@@ -172,7 +172,10 @@ def main(variant: str, data_dir: str, metrics_dir: str, plots_dir: str, runs_dir
     fitted = fit_and_evaluate(params, variant, data)
     md5s = {name: lineage.file_md5(data / f"{name}.parquet") for name in ("test", "train")}
     record = RunRecord(
-        variant, fingerprint(params, variant, md5s, lineage.tree_md5(CODE, PACKAGE)), fitted.metrics, md5s
+        variant,
+        fingerprint(params, variant, md5s, lineage.tree_md5(CODE, PACKAGE)),
+        fitted.metrics,
+        md5s,
     )
     write_dvc_plots(fitted.frames, Path(plots_dir) / variant)
     run_id = log_run(params, variant, fitted, record)
