@@ -13,8 +13,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Byte-compile once at install and keep .pyc files: a cold CLI start is seconds faster.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help install run test test-fast lint type format bench serve demo stack-up stack-down \
-        stack-status doctor system-deps clean
+.PHONY: help install run test test-fast lint type format bench serve demo ui shell stack-up \
+        stack-down stack-status doctor system-deps clean
 
 help: ## Show this menu
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,7 +25,7 @@ $(CURDIR)/.poetry/bin/poetry:
 	.poetry/bin/pip install -q "poetry>=2.1,<3"
 
 $(VENV)/.installed: pyproject.toml poetry.lock | $(POETRY)
-	$(POETRY) install --compile --with dev
+	$(POETRY) install --compile --with dev --all-extras
 	@touch $@
 
 install: $(VENV)/.installed ## Create the environment from poetry.lock (only when missing or stale)
@@ -37,16 +37,17 @@ run: install ## The main job: `dvc repro` on the embedded default (SQLite + loca
 system-deps: ## Install the Debian packages the tests use (nginx, chromium, ...) when missing
 	@bash scripts/system-deps.sh
 
-test: install system-deps ## The whole test suite: unit, integration, data, notebook, full repro, stack
+test: lint system-deps ## The whole suite: lint first, then unit, integration, e2e, data, stack
 	pytest -p no:cacheprovider tests
 
 test-fast: install ## Unit and integration tests only (no full repro, no stack)
 	pytest -m "not slow and not stack" tests
 
-lint: install ## ruff (lint + format check) and mypy
+lint: install ## ruff (lint incl. C901 <= 10, format check), mypy --strict, the CI workflow
 	ruff check src tests benchmarks
 	ruff format --check src tests benchmarks
 	mypy
+	actionlint .github/workflows/ci.yml
 
 type: install ## mypy only
 	mypy
@@ -61,8 +62,14 @@ bench: install system-deps ## Benchmarks -> reports/bench/*.json (load, repro, s
 	python benchmarks/bench_serving.py
 	python benchmarks/bench_stack.py
 
-serve: install ## Serve models:/<name>@champion from the embedded registry (run `make run` first)
+serve: install ## Serve models:/<name>@serving (the champion unless pinned) from the embedded registry
 	flightdelay serve
+
+ui: install ## The MLflow UI on the embedded store: http://127.0.0.1:5000 (open "Training runs")
+	mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+
+shell: install ## A shell with the project's environment (flightdelay, dvc, mlflow on PATH)
+	@echo "entering .venv (exit to leave)"; exec bash --rcfile <(echo '. ~/.bashrc 2>/dev/null; . .venv/bin/activate')
 
 demo: install ## Call every endpoint of a running service; writes reports/requests.jsonl
 	flightdelay demo --host http://$${API_HOST:-127.0.0.1}:$${API_PORT:-8000}

@@ -228,7 +228,9 @@ def save_model(model: LoggedModel, tmp: Path) -> Path:
     unknown = untrusted - set(model_code.TRUSTED_TYPES)
     if unknown:
         raise UserError(f"the model holds types not in model_code.TRUSTED_TYPES: {sorted(unknown)}")
-    x = signature_frame(model)
+    # The raw frame's own dtypes: MLflow refuses int64 -> float64 ("not safe"), so a column
+    # is `long` where the data holds integers, `double` where it holds floats or nulls.
+    x = model.x_train
     proba = model.pipeline.predict_proba(
         model_code.coerce_frame(x.head(50), model.config["categorical"], model.config["numeric"])
     )[:, 1]
@@ -246,15 +248,6 @@ def save_model(model: LoggedModel, tmp: Path) -> Path:
         pip_requirements=_requirements(),
     )
     return out
-
-
-def signature_frame(model: LoggedModel) -> pd.DataFrame:
-    """The raw training frame as the signature should see it: numerics as float64 (the model
-    scores them as floats, so an integer sent for them, or a null, is valid input)."""
-    x = model.x_train.copy()
-    for col in model.config["numeric"]:
-        x[col] = pd.to_numeric(x[col], errors="coerce").astype("float64")
-    return x
 
 
 def _requirements() -> list[str]:
