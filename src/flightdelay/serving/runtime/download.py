@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 
 @dataclass(frozen=True)
@@ -20,16 +23,17 @@ class ModelArtifacts:
     example: Any  # pandas.DataFrame | None
 
 
-def download(name: str, version: int, dst: Path, uri: str) -> Path:
-    """Download `models:/<name>/<version>` from the registry at `uri` into `dst`; returns the
-    local model directory."""
+def download(client: MlflowClient, name: str, version: int, dst: Path, uri: str) -> Path:
+    """Download version `version` of model `name` into `dst`; returns the local model directory.
+
+    The registry names the version's storage location (not `models:/...`: MLflow resolves
+    those through its global registry URI, whatever URI it is given), and the artifacts come
+    from there through the tracking server at `uri` when it serves them."""
     import mlflow.artifacts
 
+    source = client.get_model_version_download_uri(name, str(version))
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=f"models:/{name}/{version}",
-        dst_path=str(dst),
-        tracking_uri=uri,
-        registry_uri=uri,
+        artifact_uri=source, dst_path=str(dst), tracking_uri=uri, registry_uri=uri
     )
     return Path(local)
 
