@@ -1,11 +1,12 @@
 #!/bin/sh
 # Rendered by `flightdelay stack compose` from flightdelay.stack: do not edit.
 set -eu
+esc() { printf '%s' "$1" | sed 's/[\\:]/\\&/g'; }
 storage="/var/lib/pgadmin/storage/$(printf '%s' "$PGADMIN_DEFAULT_EMAIL" | tr '@' '_')"
 mkdir -p "$storage"
 umask 077
 cat > "$storage/pgpass" <<EOF
-postgres:5432:*:${POSTGRES_READONLY_USER}:${POSTGRES_READONLY_PASSWORD}
+postgres:5432:*:$(esc "${POSTGRES_READONLY_USER}"):$(esc "${POSTGRES_READONLY_PASSWORD}")
 EOF
 cat > /var/lib/pgadmin/servers.json <<EOF
 {

@@ -312,3 +312,80 @@ def test_native_nginx_conf_is_valid_for_nginx(tmp_path: Path) -> None:
         [nginx, "-t", "-p", str(d), "-c", str(d / "nginx.conf")], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_compose_nginx_conf_is_valid_for_nginx(tmp_path: Path) -> None:
+    """`nginx -t` on Docker/nginx/nginx.conf, with the container's names and paths mapped to
+    this machine (Debian's nginx lacks the stream module: the TCP proxy block is left out)."""
+    from flightdelay.stack import provision
+
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        pytest.skip("nginx missing: `make system-deps`")
+    conf = NGINX_CONF.read_text()
+    assert conf.count("\nstream {") == 1
+    conf = conf[: conf.index("\n# PostgreSQL through nginx")] + "\n"
+    conf = conf.replace("user nginx;\n", "")
+    for host in ("api", "mlflow", "pgadmin", "s3"):
+        conf = re.sub(rf"\b{host}:(\d+)", r"127.0.0.1:\1", conf)
+    conf = re.sub(r"listen (\d+)", lambda m: f"listen 127.0.0.1:{int(m.group(1)) + 30000}", conf)
+    for folder in ("/etc/nginx/secrets", "/var/run", "/var/log/nginx", "/var/cache/nginx"):
+        conf = conf.replace(folder, str(tmp_path))
+    provision.tls_certificate(tmp_path / "tls.crt", tmp_path / "tls.key")
+    (tmp_path / "nginx.conf").write_text(conf)
+    proc = subprocess.run(
+        [nginx, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def _run_script(rel: str, replacements: dict[str, str], env: dict[str, str]) -> None:
+    """Run one of Docker/'s start-up scripts here, its container paths mapped by `replacements`."""
+    text = (ROOT / rel).read_text()
+    for old, new in replacements.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    proc = subprocess.run(["sh", "-c", text, "sh"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_pgadmin_start_script_writes_servers_and_passfile(tmp_path: Path) -> None:
+    import json
+
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PGADMIN_DEFAULT_EMAIL": "admin@example.com",
+        "POSTGRES_READONLY_USER": "reader",
+        "POSTGRES_READONLY_PASSWORD": "r3a:der\\",
+        "POSTGRES_FEATURES_DB": "features",
+        "POSTGRES_MLFLOW_DB": "mlflow",
+    }
+    script = "Docker/pgadmin/flightdelay-entrypoint.sh"
+    _run_script(
+        script, {"/var/lib/pgadmin": str(tmp_path), "exec /entrypoint.sh": "exec true"}, env
+    )
+    servers = json.loads((tmp_path / "servers.json").read_text())["Servers"]
+    assert {s["MaintenanceDB"] for s in servers.values()} == {"features", "mlflow"}
+    assert {(s["Host"], s["Port"], s["Username"]) for s in servers.values()} == {
+        ("postgres", COMPOSE_PORTS["postgres"], "reader")
+    }
+    passfile = tmp_path / "storage/admin_example.com/pgpass"
+    assert passfile.read_text() == "postgres:5432:*:reader:r3a\\:der\\\\\n"  # escaped
+    assert passfile.stat().st_mode & 0o777 == 0o600
+
+
+def test_nginx_start_script_writes_a_sha512_htpasswd_and_a_certificate(tmp_path: Path) -> None:
+    from flightdelay.stack.sha512crypt import verify
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl missing")
+    env = {"PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_USERNAME": "mlflow"}
+    env["MLFLOW_TRACKING_PASSWORD"] = "it's a s3cr3t"
+    replacements = {"/etc/nginx/secrets": str(tmp_path), "chown root:nginx": "true"}
+    _run_script("Docker/nginx/40-secrets.sh", replacements, env)
+    user, hashed = (tmp_path / "htpasswd").read_text().strip().split(":", 1)
+    assert user == "mlflow" and hashed.startswith("$6$") and verify("it's a s3cr3t", hashed)
+    assert (tmp_path / "tls.crt").read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert (tmp_path / "tls.key").stat().st_mode & 0o777 == 0o600

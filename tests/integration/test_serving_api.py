@@ -263,11 +263,15 @@ def test_metrics_expose_counters(served: tuple[TestClient, object]) -> None:
     )
 
 
-def test_first_load_leaves_the_garbage_collector_on(served: tuple[TestClient, object]) -> None:
-    """The first load runs with the cyclic GC paused (start-up speed); it must come back on."""
-    client, _ = served
-    assert client.get("/ready").status_code == 200
-    assert gc.isenabled() and gc.get_freeze_count() > 0
+def test_first_load_freezes_and_leaves_the_garbage_collector_on(settings: ServiceSettings) -> None:
+    """The first load runs with the cyclic GC paused (start-up speed), then freezes what it
+    built; the collector must come back on."""
+    register_tiny(settings)
+    gc.unfreeze()  # nothing frozen: only this app's first load can freeze
+    assert gc.get_freeze_count() == 0
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        assert gc.isenabled() and gc.get_freeze_count() > 0
 
 
 def test_openapi_shows_the_model_fields(served: tuple[TestClient, object]) -> None:
@@ -278,3 +282,19 @@ def test_openapi_shows_the_model_fields(served: tuple[TestClient, object]) -> No
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert "one record" in body["examples"]
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_work_offline(settings: ServiceSettings, page: str) -> None:
+    """The docs pages load their scripts and styles from the service itself, not a CDN."""
+    with TestClient(create_app(settings)) as client:
+        html = client.get(page)
+        assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", html.text, re.I), html.text
+        assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html.text)
+        assert any(a.endswith(".js") for a in assets), assets
+        for asset in assets:
+            assert asset.startswith("/"), asset
+            r = client.get(asset)
+            assert r.status_code == 200 and len(r.content) > 1000, asset
+        assert client.get("/openapi.json").status_code == 200

@@ -1,9 +1,8 @@
 """The model service: `uvicorn flightdelay.serving.app:create_app --factory`.
 
 Endpoints: POST /predict, GET /model, POST /model, POST /model/reload, GET /health, GET /ready,
-GET /metrics, and the OpenAPI docs at /docs and /redoc, served with their JavaScript and CSS
-from the `fastapi-offline` package (no CDN: they work offline). The /predict schema follows the
-model in memory.
+GET /metrics, and the OpenAPI docs at /docs and /redoc, which work offline (their JavaScript and
+CSS come from a package, not a CDN). The /predict schema follows the model in memory.
 """
 
 from __future__ import annotations
@@ -14,17 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
 
 from flightdelay.core.config import ServiceSettings, get_service_settings
 from flightdelay.serving.deps import AuthError, auth_error_handler
 from flightdelay.serving.metrics import MetricsMiddleware, ServiceMetrics
 from flightdelay.serving.openapi import install_dynamic_openapi
 from flightdelay.serving.responses import ORJSONResponse
-from flightdelay.serving.routes import model, ops, predict
+from flightdelay.serving.routes import docs, model, ops, predict
 from flightdelay.serving.runtime import ModelHolder
-
-DOCS_STATIC_URL = "/docs-static"  # swagger-ui and redoc assets
 
 
 def create_app(
@@ -44,18 +40,21 @@ def create_app(
         yield
         holder.stop()
 
-    app = FastAPIOffline(
+    app = FastAPI(
         title="flightdelay",
         summary="Probability that a flight arrives 15+ minutes late, from the registry's champion.",
         version="1",
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
-        static_url=DOCS_STATIC_URL,
+        docs_url=None,  # routes.docs: offline
+        redoc_url=None,
     )
     app.state.settings, app.state.holder, app.state.metrics = settings, holder, metrics
     app.add_exception_handler(AuthError, auth_error_handler)
-    for router in (predict.router, model.router, ops.router):
+    predict.install(app)  # the hot path first, on the app itself
+    for router in (model.router, ops.router):
         app.include_router(router)
+    docs.install(app)
     install_dynamic_openapi(app, holder)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -47,73 +47,70 @@ def service_env(environ: Mapping[str, str], settings: ServiceSettings) -> dict[s
 
 def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
     """Add `serve`, `predict` and `demo` to the main CLI; imports stay inside each command."""
+    for name, command in (("serve", serve), ("predict", predict), ("demo", demo)):
+        app.command(name)(user_errors(command))
 
-    @app.command("serve")
-    @user_errors
-    def serve(
-        host: str | None = typer.Option(None, help="Default: API_HOST."),
-        port: int | None = typer.Option(None, help="Default: API_PORT."),
-        workers: int | None = typer.Option(None, help="Default: API_WORKERS."),
-    ) -> None:
-        """Serve models:/<MODEL_NAME>@<MODEL_ALIAS> with uvicorn (access log off)."""
-        import uvicorn
 
-        from flightdelay.core.config import get_service_settings
+def serve(
+    host: str | None = typer.Option(None, help="Default: API_HOST."),
+    port: int | None = typer.Option(None, help="Default: API_PORT."),
+    workers: int | None = typer.Option(None, help="Default: API_WORKERS."),
+) -> None:
+    """Serve models:/<MODEL_NAME>@<MODEL_ALIAS> with uvicorn (access log off)."""
+    import uvicorn
 
-        s = get_service_settings()
-        env = service_env(os.environ, s)
-        if env != dict(os.environ):
-            # Start again with what the service needs in its own environment (MODEL_NAME from
-            # params.yaml, MLflow's client knobs, credentials): the service reads nothing else.
-            argv = [sys.executable, "-m", "flightdelay.cli", "serve"]
-            for flag, value in (("--host", host), ("--port", port), ("--workers", workers)):
-                if value is not None:
-                    argv += [flag, str(value)]
-            os.execve(sys.executable, argv, env)
-        uvicorn.run(
-            "flightdelay.serving.app:create_app",
-            factory=True,
-            host=host or s.api_host,
-            port=port or s.api_port,
-            workers=workers or s.api_workers,
-            access_log=False,
-            log_level="info",
-        )
+    from flightdelay.core.config import get_service_settings
 
-    @app.command("predict")
-    @user_errors
-    def predict(
-        host: str = typer.Option("http://127.0.0.1:8000", help="Base URL of the service."),
-        record: str | None = typer.Option(None, help="One record as JSON."),
-        file: Path | None = typer.Option(None, help="JSON file: a record, a list, or columns."),
-    ) -> None:
-        """POST records to /predict and print the answer."""
-        from flightdelay.serving.client import post_predict
+    s = get_service_settings()
+    env = service_env(os.environ, s)
+    if env != dict(os.environ):
+        # Start again with what the service needs in its own environment (MODEL_NAME from
+        # params.yaml, MLflow's client knobs, credentials): the service reads nothing else.
+        argv = [sys.executable, "-m", "flightdelay.cli", "serve"]
+        for flag, value in (("--host", host), ("--port", port), ("--workers", workers)):
+            if value is not None:
+                argv += [flag, str(value)]
+        os.execve(sys.executable, argv, env)
+    uvicorn.run(
+        "flightdelay.serving.app:create_app",
+        factory=True,
+        host=host or s.api_host,
+        port=port or s.api_port,
+        workers=workers or s.api_workers,
+        access_log=False,
+        log_level="info",
+    )
 
-        if (record is None) == (file is None):
-            raise UserError("give exactly one of --record or --file")
-        try:
-            body = json.loads(record) if record is not None else json.loads(Path(file).read_text())  # type: ignore[arg-type]
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"cannot read the records: {exc}") from None
-        status, answer = post_predict(host, body)
-        print(json.dumps(answer, indent=2))
-        if status >= 400:
-            sys.exit(1)
 
-    @app.command("demo")
-    @user_errors
-    def demo(
-        host: str = typer.Option("http://127.0.0.1:8000", help="Base URL of the service."),
-        test_split: Path = typer.Option(Path("data/processed/test.parquet")),
-        out: Path = typer.Option(Path("reports/requests.jsonl")),
-        batch: int = typer.Option(100, help="Records in the batch request."),
-    ) -> None:
-        """Call every endpoint with realistic records; write request/response pairs to `out`."""
-        from flightdelay.core.config import get_service_settings
-        from flightdelay.serving.client import run_demo
+def predict(
+    host: str = typer.Option("http://127.0.0.1:8000", help="Base URL of the service."),
+    record: str | None = typer.Option(None, help="One record as JSON."),
+    file: Path | None = typer.Option(None, help="JSON file: a record, a list, or columns."),
+) -> None:
+    """POST records to /predict and print the answer."""
+    from flightdelay.serving.client import post_predict
 
-        n = run_demo(
-            host, test_split, out, batch, get_service_settings().api_token.get_secret_value()
-        )
-        print(f"{n} request/response pairs written to {out}")
+    if (record is None) == (file is None):
+        raise UserError("give exactly one of --record or --file")
+    try:
+        body = json.loads(record) if record is not None else json.loads(Path(file).read_text())  # type: ignore[arg-type]
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read the records: {exc}") from None
+    status, answer = post_predict(host, body)
+    print(json.dumps(answer, indent=2))
+    if status >= 400:
+        sys.exit(1)
+
+
+def demo(
+    host: str = typer.Option("http://127.0.0.1:8000", help="Base URL of the service."),
+    test_split: Path = typer.Option(Path("data/processed/test.parquet")),
+    out: Path = typer.Option(Path("reports/requests.jsonl")),
+    batch: int = typer.Option(100, help="Records in the batch request."),
+) -> None:
+    """Call every endpoint with realistic records; write request/response pairs to `out`."""
+    from flightdelay.core.config import get_service_settings
+    from flightdelay.serving.client import run_demo
+
+    n = run_demo(host, test_split, out, batch, get_service_settings().api_token.get_secret_value())
+    print(f"{n} request/response pairs written to {out}")

@@ -18,7 +18,7 @@ from typing import Any
 from flightdelay.core.config import StackSettings
 from flightdelay.core.errors import UserError
 from flightdelay.stack.clients import pg_connect, s3_client
-from flightdelay.stack.layout import VENV_BIN, Layout
+from flightdelay.stack.layout import Layout
 from flightdelay.stack.targets import Target
 
 log = logging.getLogger(__name__)
@@ -161,15 +161,21 @@ def dvc_remote(settings: StackSettings) -> tuple[str, list[tuple[str, str]]]:
 
 def configure_dvc_remote(settings: StackSettings) -> bool:
     """Make `stack` DVC's default remote, entirely in the git-ignored .dvc/config.local
-    (credentials included, mode 0600). Returns False outside a DVC repo."""
-    if not Path(".dvc").is_dir():
+    (credentials included: written through DVC's config API, so no key is on a command line,
+    into a file that is 0600 before it holds one). Returns False outside a DVC repo."""
+    dvc_dir = Path(".dvc")
+    if not dvc_dir.is_dir():
         return False
+    from dvc.config import Config, ConfigError
+
+    local = dvc_dir / "config.local"
+    local.touch(mode=0o600)
+    local.chmod(0o600)
     url, options = dvc_remote(settings)
-    steps = [["remote", "add", "--local", "--force", "--default", "stack", url]]
-    steps += [["remote", "modify", "--local", "stack", k, v] for k, v in options]
-    for args in steps:
-        proc = subprocess.run([str(VENV_BIN / "dvc"), *args], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise UserError(f"dvc {' '.join(args[:3])} failed: {proc.stderr.strip()[-200:]}")
-    Path(".dvc/config.local").chmod(0o600)
+    try:
+        with Config(dvc_dir=str(dvc_dir)).edit("local") as conf:
+            conf["core"]["remote"] = "stack"
+            conf["remote"]["stack"] = {"url": url, **dict(options)}
+    except ConfigError as exc:
+        raise UserError(f"could not set the DVC remote in {local}: {exc}") from None
     return True

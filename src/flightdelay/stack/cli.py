@@ -88,8 +88,7 @@ def compose(
         False, "--check", help="Write nothing; exit 1 when the committed files differ."
     ),
 ) -> None:
-    """Write docker-compose.yaml and Docker/'s config files from the stack spec (run it in the
-    project root)."""
+    """Write docker-compose.yaml and Docker/'s config files from the spec (in the project root)."""
     from flightdelay.core.config import get_pipeline_settings, load_params
     from flightdelay.stack.backends import compose as backend
 

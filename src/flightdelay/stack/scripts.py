@@ -61,12 +61,14 @@ def pgadmin_entrypoint(t: Target, servers: str, passfile: str) -> str:
     """pgAdmin container start: servers.json and the read-only role's passfile, so pgAdmin opens
     already connected; then the image's own entrypoint."""
     data = t.path("pgadmin", "")
+    escaped = re.sub(r"\$\{(\w+)\}", r'$(esc "${\1}")', passfile)  # the passfile's escaping
     return (
         _HEAD
         + "set -eu\n"
+        + "esc() { printf '%s' \"$1\" | sed 's/[\\\\:]/\\\\&/g'; }\n"
         + f"storage=\"{data}/storage/$(printf '%s' \"$PGADMIN_DEFAULT_EMAIL\" | tr '@' '_')\"\n"
         + 'mkdir -p "$storage"\numask 077\n'
-        + f'cat > "$storage/pgpass" <<EOF\n{passfile}EOF\n'
+        + f'cat > "$storage/pgpass" <<EOF\n{escaped}EOF\n'
         + f"cat > {data}/servers.json <<EOF\n{servers}EOF\n"
         + f"export PGADMIN_SERVER_JSON_FILE={data}/servers.json\n"
         + 'exec /entrypoint.sh "$@"\n'

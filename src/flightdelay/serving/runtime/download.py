@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flightdelay.core.model_code import load_pipeline
 from flightdelay.core.tracking import PIPELINE_FILE
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
 
 
 @dataclass(frozen=True)
@@ -23,14 +26,17 @@ class ModelArtifacts:
     example: Any  # pandas.DataFrame | None
 
 
-def download(source: str, dst: Path, uri: str) -> Path:
-    """Download a registered version's artifacts from its `source` (a run artifact URI, or an
-    MLflow 3 logged-model URI) into `dst`, against the store at `uri`; returns the local model
-    directory."""
+def download(client: MlflowClient, name: str, version: int, dst: Path, uri: str) -> Path:
+    """Download version `version` of model `name` into `dst`; returns the local model directory.
+
+    The registry names the version's storage location (not `models:/...`: MLflow resolves
+    those through its global registry URI, whatever URI it is given), and the artifacts come
+    from there through the tracking server at `uri` when it serves them."""
     import mlflow.artifacts
 
+    source = client.get_model_version_download_uri(name, str(version))
     local = mlflow.artifacts.download_artifacts(
-        artifact_uri=source, dst_path=str(dst), tracking_uri=uri
+        artifact_uri=source, dst_path=str(dst), tracking_uri=uri, registry_uri=uri
     )
     return Path(local)
 

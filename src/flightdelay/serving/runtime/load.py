@@ -62,7 +62,7 @@ def fetch(client: Any, name: str, mv: Any, uri: str) -> tuple[ModelArtifacts, An
     Raises ModelUnavailable (422) when either fails."""
     try:
         with tempfile.TemporaryDirectory(prefix="fd-model-") as tmp:
-            artifacts = read_artifacts(download(str(mv.source), Path(tmp), uri))
+            artifacts = read_artifacts(download(client, name, int(mv.version), Path(tmp), uri))
         run = client.get_run(str(mv.run_id))
     except Exception as exc:
         message = f"model {name!r} version {mv.version} could not be loaded"

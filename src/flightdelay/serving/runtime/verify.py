@@ -70,12 +70,15 @@ def build_scorer(
     pipeline: Any, example: pd.DataFrame | None, categorical: Sequence[str], numeric: Sequence[str]
 ) -> tuple[Scorer, str | None]:
     """The linear scorer when the pipeline compiles and matches predict_proba within 1e-9,
-    else the sklearn fallback. Returns (scorer, reason for the fallback or None)."""
+    else the sklearn fallback. Returns (scorer, reason for the fallback or None); raises
+    ValueError when the pipeline's columns are not `categorical` and `numeric`."""
     fallback = SklearnScorer(pipeline, tuple(categorical), tuple(numeric))
     try:
         linear = compile_pipeline(pipeline)
     except NotCompilable as exc:
         return fallback, str(exc)
+    if set(linear.categorical) != set(categorical) or set(linear.numeric) != set(numeric):
+        raise ValueError("the pipeline's columns differ from the signature's")
     worst = worst_difference(linear, fallback, probe_columns(linear, example, rows=256))
     if not worst <= TOLERANCE:
         return fallback, f"compiled scorer differs from predict_proba by {worst:.2e}"
@@ -118,14 +121,13 @@ def verify(
 ) -> Verified:
     """Build and check the scorer and request schemas; raises (ValueError, ...) on a model that
     must not serve: columns that differ from the signature, an out-of-range test prediction."""
+    # the fallback scores the signature's columns; a compiled scorer's were checked against them
     categorical = [n for n, t in inputs if t == "string"]
     numeric = [n for n, t in inputs if t != "string"]
     scorer, reason = build_scorer(pipeline, example_df, categorical, numeric)
     nullable = nullable_categoricals(pipeline, categorical)
     example = first_record(example_df)
     schemas = build_request_schemas(inputs, nullable, max_batch, example)
-    if set(scorer.categorical) != set(categorical) or set(scorer.numeric) != set(numeric):
-        raise ValueError("the pipeline's columns differ from the signature's")
     if example:
         check = scorer.score_columns({k: [v] for k, v in example.items()}, 1)
         if not (0.0 <= float(check[0]) <= 1.0):  # False for NaN too
