@@ -26,20 +26,28 @@ EMBEDDED = {
 @pytest.fixture(autouse=True)
 def _fresh_settings() -> Iterator[None]:
     """Every test reads settings anew, and leaves no MLflow URI or credential behind."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    # mlflow.set_tracking_uri / set_registry_uri also write MLFLOW_TRACKING_URI /
+    # MLFLOW_REGISTRY_URI into os.environ: put those back too.
+    keys = (
+        "MLFLOW_TRACKING_USERNAME",
+        "MLFLOW_TRACKING_PASSWORD",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+    )
+    saved = {k: os.environ.get(k) for k in keys}
     clear_settings_cache()
     yield
     clear_settings_cache()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
     if "mlflow" in sys.modules:
         import mlflow
 
         mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
         mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture

@@ -24,7 +24,8 @@ def repo(reproduced_repo: Path) -> Path:
 
 
 def client(repo: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    uri = f"sqlite:///{repo / 'mlflow.db'}"
+    return MlflowClient(uri, uri)
 
 
 def test_two_runs_two_versions_and_aliases(repo: Path) -> None:

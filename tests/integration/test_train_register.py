@@ -71,7 +71,8 @@ def register(project: Path) -> dict:  # type: ignore[type-arg]
 
 
 def client_for(project: Path) -> MlflowClient:
-    return MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    return MlflowClient(uri, uri)
 
 
 def versions(project: Path) -> list:  # type: ignore[type-arg]

@@ -114,11 +114,16 @@ def test_model_info_merges_version_and_run(fitted) -> None:  # type: ignore[no-u
     pipeline, example, inputs = fitted
     v = verify(pipeline, inputs, example, max_batch=10)
     mv = SimpleNamespace(
-        name="m", version="4", run_id="r1", creation_timestamp=86_400_000, tags={"data.x": "1"}
+        name="m",
+        version="4",
+        run_id="r1",
+        creation_timestamp=86_400_000,
+        tags={"data.x": "1", "decision.action": "promote", "fingerprint": "f1"},
+        description="card",
     )
     data = SimpleNamespace(
         params={"decision_threshold": "0.3", "C": "1"},
-        tags={"git_sha": "abc", "data.y": "2", "other": "z"},
+        tags={"git_sha": "abc", "data.y": "2", "other": "z", "git.changed": "params.yaml"},
         metrics={"roc_auc": 0.71},
     )
     info = model_info(mv, SimpleNamespace(data=data), "champion", v)
@@ -127,6 +132,8 @@ def test_model_info_merges_version_and_run(fitted) -> None:  # type: ignore[no-u
     assert info.data_hashes == {"data.x": "1", "data.y": "2"}
     assert info.created_at == "1970-01-02T00:00:00+00:00" == iso(86_400_000)
     assert info.inputs == dict(inputs)
+    assert info.lineage == {"fingerprint": "f1", "git.changed": "params.yaml"}
+    assert info.decision == {"decision.action": "promote"} and info.description == "card"
 
 
 # -- holder -------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ def model_info(mv: Any, run: Any, alias: str | None, verified: Verified) -> Mode
             if k == "fingerprint" or k.startswith(("git.", "dvc."))
         },
         decision={k: v for k, v in mv_tags.items() if k.startswith(("decision.", "champion."))},
-        description=str(mv.description or ""),
+        description=str(getattr(mv, "description", "") or ""),
     )
 
 
