@@ -124,12 +124,16 @@ def mlflow_serve(model_dir: Path) -> Iterator[str]:
 def test_mlflow_models_serve_equals_pyfunc(
     mlflow_serve: str, test_rows: pd.DataFrame, pyfunc_proba: np.ndarray
 ) -> None:
-    rows = test_rows.drop(columns=[load_params().train.target]).head(2000)
+    tp = load_params().train
+    rows = test_rows[[*tp.categorical, *tp.numeric]].head(2000)
     split = rows.to_dict(orient="split")
     body = {
         "dataframe_split": {
             "columns": split["columns"],
-            "data": [[None if pd.isna(v) else v for v in r] for r in split["data"]],
+            "data": [
+                [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in r]
+                for r in split["data"]
+            ],
         }
     }
     answer = httpx.post(f"{mlflow_serve}/invocations", json=body, timeout=60)

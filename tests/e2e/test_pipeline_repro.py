@@ -6,6 +6,7 @@ One module-scoped run (about 80 s) backs every assertion here, including the not
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -21,6 +22,15 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def repo(reproduced_repo: Path) -> Path:
     return reproduced_repo
+
+
+@pytest.fixture
+def own_copy(reproduced_repo: Path, tmp_path: Path) -> Path:
+    """A copy of the reproduced repo (data, DB, MLflow store and all) that only this test
+    mutates."""
+    dest = tmp_path / "copy"
+    shutil.copytree(reproduced_repo, dest, symlinks=True)
+    return dest
 
 
 def client(repo: Path) -> MlflowClient:
@@ -94,7 +104,8 @@ def test_param_change_reruns_only_ridge_and_register(repo: Path) -> None:
         params.write_text(original)
 
 
-def test_exp_run_appears_in_mlflow_but_never_moves_the_champion(repo: Path) -> None:
+def test_exp_run_appears_in_mlflow_but_never_moves_the_champion(own_copy: Path) -> None:
+    repo = own_copy
     c = client(repo)
     exp_id = c.get_experiment_by_name("flightdelay").experiment_id
     before = len(c.search_runs([exp_id]))
@@ -108,6 +119,18 @@ def test_exp_run_appears_in_mlflow_but_never_moves_the_champion(repo: Path) -> N
     assert c.get_model_version_by_alias("flightdelay", "serving").version == champion
     shown = run(["dvc", "exp", "show", "--json"], repo).stdout
     assert "!" not in json.dumps(json.loads(shown)[0]["rev"])
+
+
+def test_switching_the_database_reruns_what_writes_there(own_copy: Path) -> None:
+    """A new DATABASE_URL re-runs load and features into it, without `dvc repro -f`; the data
+    that comes out is the same, so nothing downstream re-runs."""
+    out = run(["dvc", "repro"], own_copy, DATABASE_URL="sqlite:///data/interim/other.db").stdout
+    ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+    assert ran == {"target", "load", "features"}, out
+    assert (own_copy / "data/interim/other.db").stat().st_size > 1_000_000
+    back = run(["dvc", "repro"], own_copy).stdout  # and back: the lock is as committed again
+    assert "Running stage 'load'" in back
+    assert run(["git", "status", "--porcelain"], own_copy).stdout == ""
 
 
 def test_notebook_executes_against_the_db(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
