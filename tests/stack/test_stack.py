@@ -95,7 +95,7 @@ def test_repro_writes_to_the_stack(stack: StackSettings, stack_repo: Path) -> No
     ]
     assert len(versions) == 2
     model = mlflow_api(stack, "registered-models/get", name="flightdelay")["registered_model"]
-    assert {a["alias"] for a in model["aliases"]} == {"champion", "challenger"}
+    assert {a["alias"] for a in model["aliases"]} == {"champion", "challenger", "serving"}
     keys = [
         o["Key"]
         for o in s3_client(stack).list_objects_v2(Bucket=stack.s3_bucket_mlflow)["Contents"]
@@ -233,10 +233,12 @@ def stack_repo_with_remote(stack: StackSettings, repo: Path) -> Path:
 def test_dvc_push_then_pull_in_a_second_clone(
     stack: StackSettings, stack_repo: Path, tmp_path: Path
 ) -> None:
+    """A second clone on the stack gets everything back with `dvc pull`, and `dvc repro` there
+    re-runs nothing but the target check and registers nothing."""
     repo = stack_repo_with_remote(stack, stack_repo)
     env = venv_env({"DVC_SITE_CACHE_DIR": str(tmp_path / "site")})
     for cmd in (
-        ["git", "add", "dvc.lock"],
+        ["git", "add", "-A"],
         ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock"],
         ["dvc", "push"],
     ):
@@ -250,8 +252,29 @@ def test_dvc_push_then_pull_in_a_second_clone(
         "data/raw/flights.parquet",
         "data/processed/train.parquet",
         "data/processed/test.parquet",
+        "models/runs/ridge.json",
+        "models/registered.json",
     ):
         assert (clone / rel).read_bytes() == (repo / rel).read_bytes()
+    versions = mlflow_api(stack, "registered-models/get", name="flightdelay")
+    before = len(
+        mlflow_api(stack, "model-versions/search", filter="name='flightdelay'").get(
+            "model_versions", []
+        )
+    )
+    stack_env = env | stack_client_env(stack)
+    repro = subprocess.run(
+        ["dvc", "repro"], cwd=clone, env=stack_env, capture_output=True, text=True
+    )
+    assert repro.returncode == 0, repro.stdout[-2000:] + repro.stderr[-2000:]
+    ran = [line for line in repro.stdout.splitlines() if line.startswith("Running stage")]
+    assert ran == ["Running stage 'target':"], repro.stdout
+    after = mlflow_api(stack, "model-versions/search", filter="name='flightdelay'")
+    assert len(after.get("model_versions", [])) == before and versions
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True
+    )
+    assert status.stdout == ""
 
 
 def test_down_leaves_nothing_and_up_keeps_the_data(stack: StackSettings, stack_repo: Path) -> None:
@@ -265,6 +288,6 @@ def test_down_leaves_nothing_and_up_keeps_the_data(stack: StackSettings, stack_r
         assert conn.execute(text("SELECT COUNT(*) FROM flight_features")).scalar_one() == 336_776
     engine.dispose()
     model = mlflow_api(stack, "registered-models/get", name="flightdelay")["registered_model"]
-    assert {a["alias"] for a in model["aliases"]} == {"champion", "challenger"}
+    assert {a["alias"] for a in model["aliases"]} == {"champion", "challenger", "serving"}
     assert s3_client(stack).list_objects_v2(Bucket=stack.s3_bucket_mlflow)["KeyCount"] > 0  # type: ignore[attr-defined]
     _ = stack_client_env
