@@ -120,7 +120,7 @@ def _wait_ready(url: str, version: int | None = None, timeout: float = 60) -> di
 def test_predict_through_nginx_both_replicas_and_failover(
     stack: StackSettings, stack_repo: Path
 ) -> None:
-    champion = json.loads((stack_repo / "reports/registry.json").read_text())["aliases"]["champion"]
+    champion = json.loads((stack_repo / "reports/registry.json").read_text())["champion"]
     for port in (18001, 18002):
         _wait_ready(f"http://127.0.0.1:{port}", champion)
     from flightdelay.serving.client import records_from_split
