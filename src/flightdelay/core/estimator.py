@@ -1,6 +1,7 @@
 """The model: an sklearn Pipeline of one-hot + impute/scale + logistic regression.
 
-The step names and shapes here are what :mod:`flightdelay.serving.scorer` compiles for serving.
+The step names and shapes here are what :mod:`flightdelay.serving.runtime.compile` compiles
+for serving.
 """
 
 from __future__ import annotations
