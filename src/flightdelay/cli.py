@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -47,6 +48,25 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def mlflow_client_env(func: Callable[P, R]) -> Callable[P, R]:
+    """Run the command in a process whose environment has MLflow's client knobs
+    (:data:`~flightdelay.core.tracking.STAGE_CLIENT_ENV`): when one is missing, the command
+    re-executes itself once with them added (MLflow reads them only from the environment, and
+    this keeps the process's own environment untouched at call time)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from flightdelay.core.tracking import STAGE_CLIENT_ENV
+
+        missing = {k: v for k, v in STAGE_CLIENT_ENV.items() if k not in os.environ}
+        if missing:
+            argv = [sys.executable, "-m", "flightdelay.cli", *sys.argv[1:]]
+            os.execve(sys.executable, argv, {**os.environ, **missing})
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
 @app.callback()
 def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
     logging.basicConfig(
@@ -55,6 +75,8 @@ def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug log
     )
     for noisy in ("alembic", "botocore", "urllib3", "git", "matplotlib", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # urllib3's per-retry warnings would turn one outage into several lines: the error says it
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 # --- pipeline stages (paths are written once, in dvc.yaml: no defaults here) -------------
@@ -109,6 +131,7 @@ def features_cmd(
 
 @app.command("train")
 @user_errors
+@mlflow_client_env
 def train_cmd(
     variant: str = typer.Argument(..., help="A key of train.variants in params.yaml."),
     data_dir: str = typer.Option(...),
@@ -136,6 +159,7 @@ def compare_cmd(
 
 @app.command("register")
 @user_errors
+@mlflow_client_env
 def register_cmd(
     runs_dir: str = typer.Option(...),
     test: str = typer.Option(..., help="The test split the champion is re-scored on."),
@@ -150,6 +174,7 @@ def register_cmd(
 
 @app.command("promote")
 @user_errors
+@mlflow_client_env
 def promote_cmd(
     version: str = typer.Argument(..., help="The registered version to make @champion."),
     reason: str = typer.Option(..., "--reason", help="Why: recorded in the audit tags."),
@@ -165,6 +190,7 @@ def promote_cmd(
 
 @app.command("rollback")
 @user_errors
+@mlflow_client_env
 def rollback_cmd(
     reason: str = typer.Option("rollback", "--reason", help="Why: recorded in the audit tags."),
 ) -> None:

@@ -28,6 +28,17 @@ log = logging.getLogger(__name__)
 MODEL_ARTIFACT = "model"
 PIPELINE_FILE = "pipeline.skops"
 
+# MLflow's client reads its HTTP knobs from the process environment only. The pipeline's
+# commands start with these (see `flightdelay.cli.mlflow_client_env`), so a dead server, S3 or
+# Postgres behind it fails the stage within a minute (timeout x (retries + 1) + backoff)
+# instead of retrying for minutes. Values already in the environment win.
+STAGE_CLIENT_ENV = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
 
 def client_uri(settings: TrackingSettings) -> str:
     """MLFLOW_TRACKING_URI, with the basic-auth credentials in it for an http(s) server."""
