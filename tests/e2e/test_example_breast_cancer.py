@@ -19,6 +19,7 @@ from nbclient import NotebookClient
 
 from flightdelay.core.config import load_params
 from tests.conftest import EMBEDDED, ROOT, copy_repo, run, venv_env
+from tests.helpers.http import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -136,17 +137,7 @@ def test_the_notebook_is_generic(repo: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert len(images) == 2  # size_bucket, then the numeric grid: charts are in the notebook
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_the_example_is_registered_served_and_answers(repo: Path) -> None:
-    import time
-
     import httpx
     import mlflow.pyfunc
     import numpy as np
@@ -159,7 +150,7 @@ def test_the_example_is_registered_served_and_answers(repo: Path) -> None:
         for v in params.train.variants
     }
     assert all(m["roc_auc"] > 0.95 for m in metrics.values()), metrics
-    port = _free_port()
+    port = free_port()
     env = venv_env(EMBEDDED | {"PYTHONPATH": str(repo / "src"), "API_PORT": str(port)})
     env.pop("MODEL_NAME", None)  # the launcher fills it from params.yaml register.model_name
     proc = subprocess.Popen(
@@ -172,15 +163,7 @@ def test_the_example_is_registered_served_and_answers(repo: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        end = time.monotonic() + 90
-        while time.monotonic() < end:
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.5)
+        wait_until(f"{url}/ready", proc)
         test = pd.read_parquet(repo / "data/processed/test.parquet")
         cols = [*params.train.categorical, *params.train.numeric]
         record = {c: (v.item() if hasattr(v, "item") else v) for c, v in test[cols].iloc[0].items()}

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from fastapi.testclient import TestClient
 from flightdelay.core.config import PipelineSettings, ServiceSettings, load_params
 from flightdelay.core.tracking import Tracking
 from tests.conftest import venv_env
+from tests.helpers.http import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -88,33 +88,22 @@ def test_service_equals_pyfunc_on_every_test_row(
     np.testing.assert_allclose(np.array(got), pyfunc_proba, rtol=0, atol=1e-9)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def mlflow_serve(model_dir: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
-        ["mlflow", "models", "serve", "-m", str(model_dir), "--env-manager", "local"]
-        + ["--host", "127.0.0.1", "--port", str(port)],
+        [
+            *("mlflow", "models", "serve", "-m", str(model_dir), "--env-manager", "local"),
+            *("--host", "127.0.0.1", "--port", str(port)),
+        ],
         env=venv_env(),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        end = time.monotonic() + 120
-        while time.monotonic() < end:
-            try:
-                if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow models serve did not start in 120 s")
+        wait_until(f"{url}/ping", proc, timeout=120)
         yield url
     finally:
         proc.terminate()

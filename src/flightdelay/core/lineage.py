@@ -20,13 +20,18 @@ import yaml
 PIPELINE_WRITES = ("dvc.lock", "reports/metrics/", "reports/plots/", "models/runs/")
 
 
-def file_md5(path: Path) -> str:
-    """The md5 of a file, as DVC records it for a file output in dvc.lock."""
-    digest = hashlib.md5()
+def file_digest(path: Path, algorithm: str = "md5") -> str:
+    """The hex digest of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.new(algorithm)
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_md5(path: Path) -> str:
+    """The md5 of a file, as DVC records it for a file output in dvc.lock."""
+    return file_digest(path, "md5")
 
 
 def tree_md5(paths: Iterable[Path], base: Path) -> str:

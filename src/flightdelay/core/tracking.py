@@ -246,7 +246,7 @@ def save_model(model: LoggedModel, tmp: Path) -> Path:
         model_code.coerce_frame(x.head(50), model.config["categorical"], model.config["numeric"])
     )[:, 1]
     # From the whole training frame: a column is optional exactly when the data has nulls.
-    signature = infer_signature(x, pd.Series(proba, name="probability"))
+    signature = infer_signature(x, pd.DataFrame({"probability": proba}))
     out = tmp / MODEL_ARTIFACT
     mlflow.pyfunc.save_model(
         path=str(out),

@@ -12,7 +12,6 @@ Every table is read and checked before any file is written, so a mismatch writes
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 from pathlib import Path
@@ -22,6 +21,7 @@ import pandas as pd
 from flightdelay.core.config import FileSpec, GetDataParams, TableSpec, load_params
 from flightdelay.core.db import arrow_table, write_parquet
 from flightdelay.core.errors import UserError
+from flightdelay.core.lineage import file_digest
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,7 @@ def source_file(data_dir: Path, table: str) -> Path:
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_digest(path, "sha256")
 
 
 def read_verified(data_dir: Path, table: str, rows: int, sha256: str) -> pd.DataFrame:
