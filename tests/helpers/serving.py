@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 
@@ -119,3 +125,57 @@ def expected(pipeline: object, recs: list[dict[str, object]]) -> np.ndarray:
     for c in NUMERIC:
         frame[c] = np.array([np.nan if r[c] is None else r[c] for r in recs], dtype="float64")
     return pipeline.predict_proba(frame)[:, 1]  # type: ignore[attr-defined, no-any-return]
+
+
+@contextmanager
+def uvicorn_server(tmp_path: Path, env: dict[str, str], timeout: float = 60) -> Iterator[Any]:
+    """A real `uvicorn ... create_app --factory` process on a free port, waited until /health
+    answers -> (base URL, Popen)."""
+    from flightdelay.stack.pgcluster import free_port
+    from tests.conftest import venv_env
+
+    port = free_port()
+    cmd = ["uvicorn", "flightdelay.serving.app:create_app", "--factory", "--port", str(port)]
+    proc = subprocess.Popen(
+        [*cmd, "--no-access-log", "--log-level", "warning"],
+        cwd=tmp_path,
+        env=venv_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            time.sleep(0.1)
+        yield url, proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def service_env(settings: ServiceSettings, **extra: str) -> dict[str, str]:
+    """The environment a real service process needs to serve `settings`' registry."""
+    return {
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "MODEL_NAME": settings.model_name,
+        "MODEL_ALIAS": settings.model_alias,
+        "API_TOKEN": settings.api_token.get_secret_value(),
+        "API_POLL_SECONDS": "0",
+        "API_RETRY_MIN_SECONDS": "0.2",
+        **extra,
+    }
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident set size of process `pid` (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from flightdelay.core.config import ServiceSettings, get_service_settings
 from flightdelay.serving.deps import AuthError, auth_error_handler
+from flightdelay.serving.guard import GuardMiddleware
 from flightdelay.serving.metrics import MetricsMiddleware, ServiceMetrics
 from flightdelay.serving.openapi import install_dynamic_openapi
 from flightdelay.serving.responses import ORJSONResponse
@@ -56,5 +57,6 @@ def create_app(
         app.include_router(router)
     docs.install(app)
     install_dynamic_openapi(app, holder)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(GuardMiddleware, token=settings.api_token.get_secret_value())
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts the guard's too
     return app

@@ -7,12 +7,13 @@ The functions are `async` so FastAPI calls them inline instead of in its thread 
 
 from __future__ import annotations
 
-import secrets
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from flightdelay.core.config import ServiceSettings
+from flightdelay.serving.guard import check_bearer
 from flightdelay.serving.metrics import ServiceMetrics
 from flightdelay.serving.responses import ORJSONResponse
 from flightdelay.serving.runtime import ModelHolder
@@ -42,7 +43,7 @@ MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 
 
 class AuthError(Exception):
-    """A missing (401) or wrong (403) bearer token."""
+    """Swaps disabled (403), a missing (401) or a wrong (403) bearer token."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -50,19 +51,27 @@ class AuthError(Exception):
 
 
 def check_token(authorization: str | None, token: str) -> None:
-    """Raise AuthError unless `authorization` is `Bearer <token>` (compared in constant time)."""
-    if not authorization or not authorization.lower().startswith("bearer "):
-        raise AuthError(401, "missing bearer token (Authorization: Bearer <API_TOKEN>)")
-    given = authorization.split(" ", 1)[1].strip().encode()
-    if not secrets.compare_digest(given, token.encode()):
-        raise AuthError(403, "wrong token")
+    """Raise AuthError unless `authorization` is `Bearer <token>` (see `guard.check_bearer`)."""
+    raw = authorization.encode("latin-1", "replace") if authorization is not None else None
+    refused = check_bearer(raw, token)
+    if refused is not None:
+        raise AuthError(*refused)
+
+
+bearer = HTTPBearer(
+    auto_error=False, description="Authorization: Bearer <API_TOKEN> (POST /model, /model/reload)"
+)
 
 
 async def require_token(
-    settings: SettingsDep, authorization: Annotated[str | None, Header()] = None
+    request: Request,
+    settings: SettingsDep,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
 ) -> None:
-    """Admin endpoints: the request must carry `Authorization: Bearer <API_TOKEN>`."""
-    check_token(authorization, settings.api_token.get_secret_value())
+    """Swap endpoints: `Authorization: Bearer <API_TOKEN>`. The guard middleware checked it
+    from the headers before the body was read; this documents the scheme in OpenAPI and checks
+    again (an app mounted without the guard stays closed)."""
+    check_token(request.headers.get("authorization"), settings.api_token.get_secret_value())
 
 
 async def auth_error_handler(_: Request, exc: Exception) -> ORJSONResponse:

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
+from flightdelay.serving.guard import DISCONNECTED
 from flightdelay.serving.metrics import ServiceMetrics
 from flightdelay.serving.responses import JSONAnswer, ORJSONResponse, error
 from flightdelay.serving.runtime import ServedModel
@@ -33,7 +34,10 @@ async def predict(request: Request) -> Response:
     if served is None:
         return error(503, "no model loaded yet", reason=holder.last_error)
     limit = state.settings.api_max_body_bytes
-    body = await read_body(request, limit)
+    try:
+        body = await read_body(request, limit)
+    except ClientDisconnect:  # the client left mid-body: nothing to answer, and no error
+        return error(DISCONNECTED, "client disconnected")
     if body is None:
         return error(413, f"body larger than {limit} bytes (API_MAX_BODY_BYTES)")
     return score_body(served, body, state.metrics)
@@ -60,7 +64,13 @@ def install(app: FastAPI) -> None:
 async def read_body(request: Request, limit: int) -> bytes | None:
     """The request body straight from the ASGI channel: what `Request.body()` returns, without
     its async generator (one message and no copy for a small body). None once it passes `limit`
-    bytes: reading stops there."""
+    bytes: reading stops there, and a declared `Content-Length` beyond it is refused before
+    anything is read."""
+    for key, value in request.scope["headers"]:
+        if key == b"content-length":
+            if not value.isdigit() or int(value) > limit:
+                return None
+            break
     chunks = []
     size = 0
     while True:
