@@ -57,8 +57,14 @@ def stack_settings() -> StackSettings:
 
 
 def flightdelay(
-    *args: str, cwd: Path | None = None, check: bool = True, timeout: float = 900
+    *args: str,
+    cwd: Path | None = None,
+    check: bool = True,
+    timeout: float = 900,
+    stack_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
+    """`flightdelay *args` with the test stack's settings (or `stack_env`'s) on top of the venv's
+    environment, without the caller's DATABASE_URL / MLflow variables."""
     env = venv_env()
     for var in (
         "DATABASE_URL",
@@ -67,7 +73,7 @@ def flightdelay(
         "MLFLOW_TRACKING_PASSWORD",
     ):
         env.pop(var, None)
-    env.update(STACK_ENV)
+    env.update(STACK_ENV if stack_env is None else stack_env)
     proc = subprocess.run(
         ["flightdelay", *args],
         cwd=cwd or workdir(),

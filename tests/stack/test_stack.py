@@ -42,10 +42,10 @@ def mlflow_api(settings: StackSettings, path: str, **params: object) -> dict:  #
 def test_stack_up_from_nothing_all_healthy(stack: StackSettings) -> None:
     out = flightdelay("stack", "status").stdout
     names = {line.split()[0] for line in out.splitlines()}
-    assert names == {"postgres", "s3", "mlflow", "pgadmin", "api1", "api2", "nginx"}
+    assert names == {"postgres", "s3", "mlflow", "pgadmin", "api1", "api2", "nginx", "watchdog"}
     assert all(" RUNNING" in line for line in out.splitlines())
     again = flightdelay("stack", "up").stdout  # idempotent: nothing restarts
-    assert again.count("healthy") == 7
+    assert again.count("healthy") == 8
 
 
 def test_processes_hold_no_secret_and_the_api_reaches_mlflow_through_nginx(

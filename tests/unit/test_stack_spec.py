@@ -36,7 +36,7 @@ def by_name(t: Target) -> dict[str, spec.Service]:
 def test_pure_nothing_written_nothing_installed(tmp_path: Path) -> None:
     services = spec.services(native(tmp_path), "flightdelay")
     assert [s.name for s in services] == [
-        "postgres", "s3", "mlflow", "pgadmin", "api1", "api2", "nginx"
+        "postgres", "s3", "mlflow", "pgadmin", "api1", "api2", "nginx", "watchdog"
     ]  # fmt: skip
     assert not (tmp_path / "stack").exists()
     assert spec.services(native(tmp_path), "flightdelay") == services  # deterministic
@@ -108,9 +108,14 @@ def test_pgpass_escapes_colons_and_backslashes(tmp_path: Path) -> None:
 
 def test_compose_init_script_runs_the_native_grants() -> None:
     script = scripts.postgres_init()
-    for grant in bootstrap.READER_GRANTS:
-        psql = re.sub(r"\{(\w+)\}", r':"\1"', grant) + ";"
-        assert script.count(psql) == len(bootstrap.DATABASES), grant
+    for field, grants in bootstrap.GRANTS.items():
+        for grant in grants:
+            psql = re.sub(r"\{(\w+)\}", r':"\1"', grant) + ";"
+            assert psql in script, (field, grant)
+    for statement in bootstrap.NO_TEMP:  # every database: ours and the cluster's
+        psql = re.sub(r"\{(\w+)\}", r':"\1"', statement) + ";"
+        assert script.count(psql) == len(bootstrap.DATABASES) + 2, statement
+    assert "\\set db template1" in script
     assert 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"reader";' in script
     assert "CREATE ROLE :\"reader\" LOGIN PASSWORD :'reader_password';" in script
     assert "${" not in script and "'$" not in script  # psql quotes every value itself

@@ -30,13 +30,29 @@ DATABASES = ("postgres_mlflow_db", "postgres_features_db")
 CREATE_DATABASE = "CREATE DATABASE {db}"
 CREATE_ROLE = "CREATE ROLE {reader} LOGIN PASSWORD {reader_password}"
 ALTER_ROLE = "ALTER ROLE {reader} LOGIN PASSWORD {reader_password}"
-# run in each database: the read-only role can browse what is there and what comes later
+# run in the features database: the read-only role reads what is there and what comes later
 READER_GRANTS = (
     "GRANT CONNECT ON DATABASE {db} TO {reader}",
     "GRANT USAGE ON SCHEMA public TO {reader}",
     "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}",
     "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT SELECT ON TABLES TO {reader}",
 )
+# run in MLflow's database: pgAdmin's "mlflow backend" entry connects and shows the schema, but
+# the role reads no row (MLflow keeps secrets, webhooks and gateway keys there; the UI shows runs)
+MLFLOW_READER_GRANTS = (
+    "GRANT CONNECT ON DATABASE {db} TO {reader}",
+    "GRANT USAGE ON SCHEMA public TO {reader}",
+    "REVOKE SELECT ON ALL TABLES IN SCHEMA public FROM {reader}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public"
+    " REVOKE SELECT ON TABLES FROM {reader}",
+)
+GRANTS = {"postgres_features_db": READER_GRANTS, "postgres_mlflow_db": MLFLOW_READER_GRANTS}
+# run for every database (ours and the cluster's own): no temporary tables but the owner's
+NO_TEMP = (
+    "REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC",
+    "REVOKE TEMPORARY ON DATABASE {db} FROM {reader}",
+)
+CLUSTER_DATABASES = ("postgres", "template1")
 BUCKETS = ("s3_bucket_mlflow", "s3_bucket_dvc")
 # pgAdmin's pre-registered servers: (name, the setting naming its maintenance DB)
 PGADMIN_SERVERS = (
@@ -110,11 +126,15 @@ def ensure_databases(settings: StackSettings) -> None:
                 cur.execute(_statement(CREATE_DATABASE, settings, db))
         cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (settings.postgres_readonly_user,))
         cur.execute(_statement(ALTER_ROLE if cur.fetchone() else CREATE_ROLE, settings))
+        for db in (*dbs, *CLUSTER_DATABASES):
+            for statement in NO_TEMP:
+                cur.execute(_statement(statement, settings, db))
     conn.close()
-    for db in dbs:
+    for field in DATABASES:
+        db = str(getattr(settings, field))
         conn = pg_connect(settings, db)
         with conn.cursor() as cur:
-            for grant in READER_GRANTS:
+            for grant in GRANTS[field]:
                 cur.execute(_statement(grant, settings, db))
         conn.close()
 

@@ -8,44 +8,94 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from flightdelay.core.errors import UserError
 
+if TYPE_CHECKING:
+    from flightdelay.core.config import StackSettings
+
+
+def _settings() -> StackSettings:
+    """The stack's settings; one line naming each bad variable when they cannot be read."""
+    from pydantic import ValidationError
+
+    from flightdelay.core.config import get_stack_settings
+    from flightdelay.stack.validate import settings_error
+
+    try:
+        return get_stack_settings()
+    except ValidationError as exc:
+        raise settings_error(exc) from None
+
+
+def _redacted(func: Callable[[], None]) -> Callable[[], None]:
+    """No secret and no URL password in an error message of a stack command."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            func(*args, **kwargs)
+        except UserError as exc:
+            from flightdelay.core.config import get_stack_settings, mask_url
+            from flightdelay.stack.validate import SECRETS
+
+            text = mask_url(str(exc))
+            try:
+                values = [getattr(get_stack_settings(), n).get_secret_value() for n in SECRETS]
+            except Exception:  # settings that cannot be read hold no secret to hide
+                values = []
+            for value in sorted((v for v in values if len(v) >= 4), key=len, reverse=True):
+                text = text.replace(value, "***")
+            raise UserError(text) from None
+
+    return wrapper
+
 
 def up() -> None:
-    """Start every service and wait until each is healthy (idempotent)."""
-    from flightdelay.core.config import get_stack_settings
+    """Start every service and wait until each is healthy (idempotent). With no .env, write one
+    from .env.example with fresh random secrets first."""
+    from flightdelay.core.config import clear_settings_cache
     from flightdelay.stack import manager
+    from flightdelay.stack.envfile import ensure_env
 
-    timings = manager.up(get_stack_settings())
+    fresh = ensure_env()
+    if fresh:
+        clear_settings_cache()
+        print(f"wrote .env (mode 0600) from .env.example with fresh random {', '.join(fresh)}")
+    timings = manager.up(_settings())
     for name, seconds in timings.items():
         print(f"{name:<9} healthy  ({seconds:.1f} s)")
     print("stack is up: `flightdelay stack env` prints the settings to use it")
 
 
 def down() -> None:
-    """Stop every service (the data in STACK_DIR stays)."""
-    from flightdelay.core.config import get_stack_settings
+    """Stop every service, and any process of the stack a crashed supervisord left (the data in
+    STACK_DIR stays)."""
     from flightdelay.stack import manager
 
-    manager.down(get_stack_settings())
+    stray = manager.down(_settings())
+    if stray:
+        print(f"stopped processes supervisord no longer ran: {', '.join(stray)}")
     print("stack is down")
 
 
 def status() -> None:
     """Each service's state (exit 3 unless every one is RUNNING)."""
-    from flightdelay.core.config import get_stack_settings
     from flightdelay.stack import manager
 
-    states = manager.status(get_stack_settings())
+    states = manager.status(_settings())
     if not states:
         print("stack is down")
         raise typer.Exit(3)
     for name, state in states.items():
         print(f"{name:<9} {state}")
+    if "ORPHANED" in states.values():
+        print("supervisord of this stack is gone: `flightdelay stack up` restarts these under a")
+        print("new one, `flightdelay stack down` stops them")
     if any(s != "RUNNING" for s in states.values()):
         raise typer.Exit(3)
 
@@ -120,5 +170,5 @@ def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
         ("doctor", doctor),
         ("compose", compose),
     ):
-        stack.command(name)(user_errors(command))
+        stack.command(name)(user_errors(_redacted(command)))
     app.add_typer(stack, name="stack")

@@ -49,6 +49,35 @@ def _http(
     return check
 
 
+def postgres_down(s: StackSettings) -> str:
+    """Why Postgres refuses the owner's login ("" when it accepts it)."""
+    import psycopg2
+
+    try:
+        pg_connect(s, "postgres").close()
+        return ""
+    except psycopg2.Error as exc:
+        return (str(exc).strip().splitlines() or ["no answer"])[0][:120]
+
+
+def mlflow_store(s: StackSettings) -> str:
+    """A REST call that needs MLflow's backend store, through nginx with the credentials; when it
+    fails and Postgres is why, the error names Postgres."""
+    url = f"http://127.0.0.1:{s.nginx_mlflow_port}/api/2.0/mlflow/experiments/search"
+    why = ""
+    try:
+        status = httpx.get(url, params={"max_results": 1}, auth=_auth(s), timeout=10).status_code
+    except httpx.HTTPError as exc:
+        status, why = 0, f"{type(exc).__name__}"
+    if status == 200:
+        return f"{url} -> 200 (backend store answers)"
+    pg = postgres_down(s)
+    if pg:
+        where = f"127.0.0.1:{s.postgres_port}"
+        raise RuntimeError(f"MLflow's backend store, Postgres {where}, is down: {pg}")
+    raise RuntimeError(f"{url} answered {status or why}, expected 200")
+
+
 def database(s: StackSettings) -> str:
     from sqlalchemy import create_engine, text
 
@@ -122,8 +151,8 @@ CHECKS: list[tuple[str, str, Callable[[StackSettings], str]]] = [
     ),
     (
         "mlflow with credentials",
-        "check MLFLOW_TRACKING_USERNAME/PASSWORD in .env",
-        _http("/health", 200, "mlflow", auth=True),
+        "401: MLFLOW_TRACKING_USERNAME/PASSWORD; Postgres named: see .stack/logs/postgres.log",
+        mlflow_store,
     ),
     ("pgadmin via nginx", "see .stack/logs/pgadmin.log", _http("/misc/ping", 200, "pgadmin")),
     ("features database", "check POSTGRES_* in .env; see .stack/logs/postgres.log", database),

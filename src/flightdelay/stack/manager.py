@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from flightdelay.core.config import StackSettings, load_params
 from flightdelay.core.errors import UserError
-from flightdelay.stack import bootstrap, provision, spec
+from flightdelay.stack import bootstrap, provision, recovery, spec, validate
 from flightdelay.stack.backends import supervisor
 from flightdelay.stack.layout import Layout
 from flightdelay.stack.targets import Native
@@ -49,7 +49,7 @@ def prepare(settings: StackSettings) -> tuple[Layout, list[spec.Service]]:
     provision.tls_certificate(nginx / "tls.crt", nginx / "tls.key")
     bootstrap.ensure_pgadmin(settings, layout)
     conf = supervisor.supervisor_conf(layout, services, as_root)
-    provision.write_files([spec.File(str(layout.supervisor_conf), conf)])
+    provision.write_files([spec.File(str(layout.supervisor_conf), conf, 0o600)])
     return layout, services
 
 
@@ -68,33 +68,69 @@ def _after_start(service: spec.Service, settings: StackSettings) -> None:
         ) from None
 
 
+def _wait(
+    service: spec.Service,
+    layout: Layout,
+    settings: StackSettings,
+    by_name: dict[str, spec.Service],
+) -> None:
+    """Wait for `service`; when it fails and a service it depends on is not healthy either,
+    the error names that one first (MLflow fails when Postgres does)."""
+    try:
+        supervisor.wait_for(service, layout, settings)
+    except UserError as exc:
+        deps = [by_name[d] for d in service.depends_on if d in by_name]
+        down = [d.name for d in deps if not supervisor.healthy(d.health, settings)]
+        if down:
+            raise UserError(f"{', '.join(down)} not healthy, so {exc}") from None
+        raise
+
+
 def up(settings: StackSettings, configure_dvc: bool = True) -> dict[str, float]:
     """Start (or confirm) every service; returns seconds to healthy per service.
 
     With `configure_dvc`, a DVC repo in the working directory gets the stack as its remote.
+    Settings are checked completely first (nothing is stopped or started when they are bad);
+    processes a crashed supervisord left behind are stopped and started again under a new one.
     """
+    validate.check(settings)
+    recovery.take_over(Layout.of(settings))
     layout, services = prepare(settings)
     supervisor.launch(layout)
     if configure_dvc:
         bootstrap.configure_dvc_remote(settings)
     timings: dict[str, float] = {}
+    by_name = {s.name: s for s in services}
     for service in services:
         t0 = time.monotonic()
         supervisor.start(service, layout)
-        supervisor.wait_for(service, layout, settings)
+        _wait(service, layout, settings, by_name)
         timings[service.name] = round(time.monotonic() - t0, 2)
         _after_start(service, settings)
     return timings
 
 
-def down(settings: StackSettings) -> None:
-    """Stop every service and supervisord; the data under STACK_DIR stays."""
-    supervisor.shutdown(Layout.of(settings))
+def down(settings: StackSettings) -> list[str]:
+    """Stop every service and supervisord, then any other process of this stack (a crashed
+    supervisord's orphans); the data under STACK_DIR stays. Returns the services stopped
+    without supervisord."""
+    layout = Layout.of(settings)
+    try:
+        supervisor.shutdown(layout)
+    except UserError as exc:
+        log.warning("%s; stopping its processes directly", exc)
+    return list(dict.fromkeys(p.service for p in recovery.stop_everything(layout)))
 
 
 def status(settings: StackSettings) -> dict[str, str]:
-    """Each service's supervisor state (empty when the stack is down)."""
-    return {name: state for name, (state, _) in supervisor.states(Layout.of(settings)).items()}
+    """Each service's supervisor state, and ORPHANED for a process of this stack that no live
+    supervisord runs (empty when nothing of the stack runs)."""
+    layout = Layout.of(settings)
+    states = {name: state for name, (state, _) in supervisor.states(layout).items()}
+    for p in recovery.orphans(layout):
+        if states.get(p.service) != "RUNNING":
+            states[p.service] = "ORPHANED"
+    return states
 
 
 def service_pids(settings: StackSettings) -> dict[str, int]:

@@ -10,16 +10,50 @@ import json
 
 from flightdelay.stack.targets import Target
 
-_API_LOCATION = """
-        location / {
+# The API behind nginx. A replica that does not answer within 1.5 s (hung: SIGSTOP, a stuck
+# loop) counts as failed (max_fails) and the request goes to the next one, so clients see at most
+# ~2 s; /predict has no side effect, so even its POST is retried (non_idempotent); the swap routes
+# (POST /model, /model/reload) never are, and get the time a model download takes.
+_PROXY = """
             proxy_pass http://api;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_connect_timeout 1s;
+            proxy_send_timeout 10s;"""
+_FAILOVER = """
+            proxy_read_timeout 1500ms;
+            proxy_next_upstream_tries 2;
+            proxy_next_upstream_timeout 4s;"""
+
+
+def _api_locations(t: Target) -> str:
+    return f"""
+        client_header_timeout 10s;
+        client_body_timeout 10s;
+        send_timeout 10s;
+        client_header_buffer_size 4k;
+        large_client_header_buffers 4 16k;
+        limit_conn api_conn 256;
+        limit_conn_status 429;
+        client_max_body_size 64k;
+        location = /predict {{{_PROXY}{_FAILOVER}
             proxy_next_upstream error timeout http_502 http_503 non_idempotent;
-            proxy_connect_timeout 2s;
-        }"""
+            client_max_body_size {t.max_body_bytes()};
+        }}
+        location /model {{
+            error_page 418 = @swap;
+            if ($request_method = POST) {{ return 418; }}{_PROXY}{_FAILOVER}
+            proxy_next_upstream error timeout http_502 http_503;
+        }}
+        location @swap {{{_PROXY}
+            proxy_read_timeout 60s;
+            proxy_next_upstream off;
+        }}
+        location / {{{_PROXY}{_FAILOVER}
+            proxy_next_upstream error timeout http_502 http_503;
+        }}"""
 
 
 def _listen(t: Target, kind: str, ssl: bool = False) -> str:
@@ -33,23 +67,22 @@ def _http(host: str, port: int) -> str:
 
 def _api_servers(t: Target) -> str:
     upstream = "\n".join(
-        f"        server {t.api_host}:{port} max_fails=1 fail_timeout=3s;" for port in t.api_ports()
+        f"        server {t.api_host}:{port} max_fails=1 fail_timeout=5s;" for port in t.api_ports()
     )
     return f"""    upstream api {{
 {upstream}
         keepalive 32;
     }}
+    limit_conn_zone $binary_remote_addr zone=api_conn:1m;
 
     # the API: every replica, with failover
     server {{
-        {_listen(t, "http")}
-        client_max_body_size 64m;{_API_LOCATION}
+        {_listen(t, "http")}{_api_locations(t)}
     }}
     server {{
         {_listen(t, "https", ssl=True)}
         ssl_certificate {t.path("nginx", "tls.crt")};
-        ssl_certificate_key {t.path("nginx", "tls.key")};
-        client_max_body_size 64m;{_API_LOCATION}
+        ssl_certificate_key {t.path("nginx", "tls.key")};{_api_locations(t)}
     }}
 """
 

@@ -42,9 +42,14 @@ def postgres_init() -> str:
     create = []
     for field in bootstrap.DATABASES:
         create += [f"\\getenv db {field.upper()}", bootstrap.CREATE_DATABASE]
-    blocks = [_psql("postgres", [*create, bootstrap.CREATE_ROLE])]
+    no_temp = []
     for field in bootstrap.DATABASES:
-        grants = [f"\\getenv db {field.upper()}", *bootstrap.READER_GRANTS]
+        no_temp += [f"\\getenv db {field.upper()}", *bootstrap.NO_TEMP]
+    for name in bootstrap.CLUSTER_DATABASES:
+        no_temp += [f"\\set db {name}", *bootstrap.NO_TEMP]
+    blocks = [_psql("postgres", [*create, bootstrap.CREATE_ROLE, *no_temp])]
+    for field in bootstrap.DATABASES:
+        grants = [f"\\getenv db {field.upper()}", *bootstrap.GRANTS[field]]
         blocks.append(_psql(f"${field.upper()}", grants))
     note = "# The databases, the read-only role and its grants (the list the native stack runs).\n"
     return _HEAD + note + "set -eu\n" + "".join(blocks)

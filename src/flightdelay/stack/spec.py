@@ -27,7 +27,8 @@ class File:
 
 @dataclass(frozen=True)
 class Health:
-    """Up when a GET of `path` on `port` answers one of `ok` (`path` None: a Postgres login)."""
+    """Up when a GET of `path` on `port` answers one of `ok` (`path` None: a Postgres login;
+    `port` 0: no probe, running is enough)."""
 
     port: int
     path: str | None = "/health"
@@ -56,6 +57,11 @@ class Service:
     user: str | None = None  # native: run as this user (Postgres refuses root)
     stopsignal: str = "TERM"
     in_project: bool = False  # native: runs in the project folder (reads its .env)
+
+
+# a REST call that needs MLflow's backend store (Postgres)
+MLFLOW_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"
+WATCHDOG_SECONDS = 10  # a replica whose /health has not answered this long is restarted
 
 
 def _postgres(t: Target) -> Service:
@@ -136,7 +142,8 @@ def _mlflow(t: Target) -> Service:
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # huey: 1-2 GB in 8 processes
     }
     ports = (Port("MLFLOW_PORT", port),)
-    return Service("mlflow", tuple(command), Health(port), env, ports, ("postgres", "s3"))
+    health = Health(port, MLFLOW_PROBE)  # /health says 200 even with Postgres down
+    return Service("mlflow", tuple(command), health, env, ports, ("postgres", "s3"))
 
 
 def _pgadmin(t: Target) -> Service:
@@ -210,10 +217,25 @@ def _nginx(t: Target, after: tuple[str, ...]) -> Service:
     return replace(service, files=(conf_file, secrets))
 
 
+def _watchdog(t: Native, apis: list[Service]) -> Service:
+    """Natively: restarts a replica whose /health stops answering (compose: the engine's
+    healthcheck and restart policy)."""
+    targets = ",".join(f"{s.name}={s.health.port}" for s in apis)
+    env = {
+        "WATCHDOG_TARGETS": targets,
+        "WATCHDOG_SECONDS": str(WATCHDOG_SECONDS),
+        "SUPERVISOR_SOCKET": str(t.layout.root / "supervisor.sock"),
+    }
+    command = (t.exe("python"), "-m", "flightdelay.stack.watchdog")
+    return Service("watchdog", command, Health(0), env, depends_on=tuple(s.name for s in apis))
+
+
 def services(t: Target, model_name: str) -> list[Service]:
     """Every service of the stack, in start order (each after what it depends on)."""
-    before = [_postgres(t), _s3(t), _mlflow(t), _pgadmin(t), *_apis(t, model_name)]
-    return [*before, _nginx(t, tuple(s.name for s in before))]
+    apis = _apis(t, model_name)
+    before = [_postgres(t), _s3(t), _mlflow(t), _pgadmin(t), *apis]
+    out = [*before, _nginx(t, tuple(s.name for s in before))]
+    return out + ([_watchdog(t, apis)] if isinstance(t, Native) else [])
 
 
 def client_env(settings: StackSettings) -> dict[str, str]:

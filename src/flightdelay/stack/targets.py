@@ -96,6 +96,11 @@ class Target(ABC):
         """How many copies of each API service run (natively each replica is its own service)."""
         return 1
 
+    def max_body_bytes(self) -> int:
+        """The largest /predict body nginx lets through (API_MAX_BODY_BYTES; compose's static
+        nginx.conf: the default)."""
+        return int(StackSettings.model_fields["api_max_body_bytes"].default)
+
     @abstractmethod
     def exe(self, name: str) -> str:
         """The command that runs a program."""
@@ -138,6 +143,9 @@ class Native(Target):
 
     def api_ports(self) -> list[int]:
         return parse_ports(self.settings.api_replica_ports)
+
+    def max_body_bytes(self) -> int:
+        return self.settings.api_max_body_bytes
 
     def exe(self, name: str) -> str:
         found: dict[str, Path] = {

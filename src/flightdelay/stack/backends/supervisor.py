@@ -4,7 +4,6 @@ stopped over supervisord's XML-RPC socket."""
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 import subprocess
 import time
@@ -16,6 +15,7 @@ import httpx
 
 from flightdelay.core.config import StackSettings
 from flightdelay.core.errors import UserError
+from flightdelay.stack import procs
 from flightdelay.stack.layout import VENV_BIN, Layout
 from flightdelay.stack.spec import Health, Service
 
@@ -39,6 +39,8 @@ def program_env(layout: Layout, service: Service) -> dict[str, str]:
     file changes, its program entry changes too, and `supervisorctl update` restarts it."""
     digest = hashlib.sha256("".join(f.content for f in service.files).encode()).hexdigest()[:16]
     base = {"TMPDIR": str(layout.tmp), "HOME": str(layout.root), "STACK_CONFIG_SHA256": digest}
+    # the marks `stack up/down/status` find the stack's processes by when supervisord is gone
+    base |= {procs.MARK: str(layout.root), procs.SERVICE: service.name}
     return base | service.env
 
 
@@ -64,6 +66,7 @@ def supervisor_conf(layout: Layout, services: list[Service], as_root: bool) -> s
         f"pidfile={root}/supervisord.pid",
         f"childlogdir={layout.logs}",
         "nodaemon=false",
+        "umask=077",  # logs and every file a service writes: private
         *(["user=root"] if as_root else []),
         "",
         "[unix_http_server]",
@@ -87,7 +90,9 @@ def supervisor_conf(layout: Layout, services: list[Service], as_root: bool) -> s
 
 
 def healthy(health: Health, settings: StackSettings) -> bool:
-    """Whether a service passes its spec health check right now."""
+    """Whether a service passes its spec health check right now (port 0: no probe)."""
+    if health.port == 0:
+        return True
     if health.path is None:
         import psycopg2
 
@@ -120,14 +125,21 @@ def ctl(layout: Layout, *args: str, check: bool = True) -> subprocess.CompletedP
     return proc
 
 
+def supervisord_pid(layout: Layout) -> int:
+    """The pid of supervisord of this STACK_DIR (its pid file, checked against the process's
+    command line: a pid left by a crash may now be another program's); 0 when none runs."""
+    try:
+        pid = int((layout.root / "supervisord.pid").read_text().strip())
+    except (OSError, ValueError):
+        return 0
+    args = procs.args_of(pid)
+    mine = f"supervisord -c {layout.supervisor_conf}" in args
+    return pid if mine and procs.alive(pid) else 0
+
+
 def running(layout: Layout) -> bool:
     """Whether supervisord of this STACK_DIR runs."""
-    pidfile = layout.root / "supervisord.pid"
-    try:
-        os.kill(int(pidfile.read_text().strip()), 0)
-        return True
-    except (OSError, ValueError):
-        return False
+    return supervisord_pid(layout) != 0
 
 
 def _rpc(layout: Layout) -> Any:
@@ -230,12 +242,13 @@ def wait_for(
 
 def shutdown(layout: Layout) -> None:
     """Stop every program and supervisord (within 30 s)."""
-    if not running(layout):
+    pid = supervisord_pid(layout)
+    if not pid:
         return
     ctl(layout, "stop", "all", check=False)
     ctl(layout, "shutdown", check=False)
-    for _ in range(150):
-        if not running(layout):
+    for _ in range(150):  # until the process is gone (its pid file goes first)
+        if not procs.alive(pid):
             return
         time.sleep(0.2)
     raise UserError(f"supervisord did not stop within 30 s; see {layout.logs}/supervisord.log")
