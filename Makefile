@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help install run test test-fast lint type format bench serve demo ui shell stack-up \
-        stack-down stack-status doctor system-deps clean
+        stack-down stack-status doctor system-deps clean k8s-check prometheus-check
 
 help: ## Show this menu
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,7 +38,7 @@ system-deps: ## Install the Debian packages the tests use (nginx, chromium, ...)
 	@bash scripts/system-deps.sh
 
 test: lint system-deps ## The whole suite: lint first, then unit, integration, e2e, data, stack
-	pytest -p no:cacheprovider tests
+	K8S_CHECK_REQUIRED=1 pytest -p no:cacheprovider tests
 
 test-fast: install ## Unit and integration tests only (no full repro, no stack)
 	pytest -m "not slow and not stack" tests
@@ -85,6 +85,12 @@ stack-status: install ## Show the state of each stack service
 
 doctor: install ## Check every stack endpoint, credential, bucket and the DVC remote
 	flightdelay stack doctor
+
+k8s-check: install ## Kubernetes manifests, statically: kustomize render, schemas (1.37), policies
+	bash scripts/k8s-check.sh
+
+prometheus-check: install ## promtool: both Prometheus configs, the rules, their unit tests
+	@bash scripts/prometheus-check.sh
 
 clean: ## Remove caches (keeps data, the MLflow store and the stack's state)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache
