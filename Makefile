@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help install run test test-fast lint type format bench serve demo ui shell stack-up \
-        stack-down stack-status doctor system-deps clean k8s-check prometheus-check
+        stack-down stack-status doctor system-deps clean k8s-check prometheus-check bench-scale
 
 help: ## Show this menu
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,6 +61,9 @@ bench: install system-deps ## Benchmarks -> reports/bench/*.json (load, repro, s
 	python benchmarks/bench_repro.py
 	python benchmarks/bench_serving.py
 	python benchmarks/bench_stack.py
+
+bench-scale: install ## Scale benchmark (synthetic x1/x4/x16 flights) -> reports/bench/scale.{json,png}
+	python benchmarks/bench_scale.py
 
 serve: install ## Serve models:/<name>@serving (the champion unless pinned) from the embedded registry
 	flightdelay serve
