@@ -16,12 +16,14 @@ from fastapi import FastAPI
 
 from flightdelay.core.config import ServiceSettings, get_service_settings
 from flightdelay.serving.deps import AuthError, auth_error_handler
+from flightdelay.serving.errors import install_error_handlers
 from flightdelay.serving.guard import GuardMiddleware
 from flightdelay.serving.metrics import MetricsMiddleware, ServiceMetrics
 from flightdelay.serving.openapi import install_dynamic_openapi
 from flightdelay.serving.responses import ORJSONResponse
 from flightdelay.serving.routes import docs, model, ops, predict
 from flightdelay.serving.runtime import ModelHolder
+from flightdelay.serving.scrub import install_log_scrubbing
 
 
 def create_app(
@@ -29,6 +31,7 @@ def create_app(
 ) -> FastAPI:
     """Build the service. Nothing loads until start-up; the model loads in the background."""
     settings = settings or get_service_settings()
+    install_log_scrubbing("uvicorn.error", "flightdelay.serving.guard")
     holder = holder or ModelHolder(settings)
     metrics = ServiceMetrics(
         instance=settings.api_instance or f"{socket.gethostname()}:{os.getpid()}"
@@ -52,6 +55,7 @@ def create_app(
     )
     app.state.settings, app.state.holder, app.state.metrics = settings, holder, metrics
     app.add_exception_handler(AuthError, auth_error_handler)
+    install_error_handlers(app)
     predict.install(app)  # the hot path first, on the app itself
     for router in (model.router, ops.router):
         app.include_router(router)

@@ -58,3 +58,21 @@ def install_dynamic_openapi(app: FastAPI, holder: ModelHolder) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+STATUS_TEXT = {
+    400: "the body is not valid JSON",
+    401: "no bearer token (Authorization: Bearer <API_TOKEN>)",
+    403: "wrong token, or swaps disabled (API_TOKEN empty or a placeholder)",
+    404: "no such model, version or alias",
+    413: "body, batch or column too large",
+    422: "a field is wrong (named in `detail`)",
+    503: "no model loaded yet, or the registry is unreachable",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The `responses` of a route: each status with its meaning and the one error shape."""
+    from flightdelay.serving.schemas import Problem
+
+    return {s: {"description": STATUS_TEXT[s], "model": Problem} for s in statuses}

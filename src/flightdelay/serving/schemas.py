@@ -103,14 +103,24 @@ class PredictResponse(BaseModel):
     warnings: list[str] = []
 
 
+MAX_VERSION = 2**31 - 1  # the registry stores versions as 32-bit integers
+
+
 class ModelAssign(BaseModel):
-    """POST /model: serve another alias or a pinned version."""
+    """POST /model: serve another alias or version fleet-wide (exactly one of the two)."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"alias": "challenger"}, {"version": 1}]}
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [{"alias": "challenger"}, {"version": 1, "reason": "incident 42"}]
+        },
     )
-    alias: str | None = Field(default=None, min_length=1)
-    version: int | None = Field(default=None, ge=1)
+    alias: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+    )
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    reason: str | None = Field(default=None, max_length=500, description="why (audited)")
 
 
 class ModelInfo(BaseModel):
@@ -133,6 +143,31 @@ class ModelInfo(BaseModel):
     lineage: dict[str, str] = {}  # fingerprint, git.sha / git.changed, dvc.* of the version
     decision: dict[str, str] = {}  # the registry's decision.* and champion.* tags
     description: str = ""  # the version's model card (markdown)
+    pin: dict[str, Any] | None = None  # the registry's serving pin (version, reason, at, by)
+
+
+class Fleet(BaseModel):
+    """When every replica is expected to serve the assigned version."""
+
+    alias: str
+    version: int
+    follow_seconds: float | None  # API_POLL_SECONDS; None when replicas follow only on restart
+    expected_by: str | None  # ISO 8601 UTC
+    note: str
+
+
+class ModelAssigned(ModelInfo):
+    """The answer to POST /model and /model/reload: the model now served here, and the fleet."""
+
+    fleet: Fleet
+
+
+class Problem(BaseModel):
+    """Every error answer: one line naming what is wrong, and extras where useful."""
+
+    model_config = ConfigDict(extra="allow")
+    detail: str
+    errors: list[dict[str, Any]] | None = None  # field-level errors of a 4xx
 
 
 class Status(BaseModel):

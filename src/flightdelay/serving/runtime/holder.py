@@ -14,23 +14,27 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from flightdelay.core.config import ServiceSettings
+from flightdelay.core.config import SERVING_ALIAS, ServiceSettings
 from flightdelay.core.errors import UserError
+from flightdelay.serving.runtime import fleet
 from flightdelay.serving.runtime.served import ModelUnavailable, ServedModel
+from flightdelay.serving.scrub import install_log_scrubbing, scrub
 
 log = logging.getLogger(__name__)
+install_log_scrubbing(__name__)
 
 Listener = Callable[[str, bool], None]  # (event "load" | "swap", ok)
 
 
 def load_model(
-    settings: ServiceSettings, name: str, alias: str | None, version: int | None
+    settings: ServiceSettings, name: str, alias: str | None, version: int | None, client: Any
 ) -> ServedModel:
     """resolve -> download -> verify (the heavy imports happen here, on the first load)."""
     from flightdelay.serving.runtime.load import load_served_model
 
-    return load_served_model(settings, name, alias, version)
+    return load_served_model(settings, name, alias, version, client)
 
 
 class ModelHolder:
@@ -45,9 +49,20 @@ class ModelHolder:
         self.last_error: str | None = "model not loaded yet"
         self.target_alias: str | None = settings.model_alias  # None when a version is pinned
         self.listeners: list[Listener] = []  # e.g. metrics
+        self.pin: dict[str, Any] | None = None  # the registry's serving pin, as last read
+        self._client: Any = None
         self._swap_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def client(self) -> Any:
+        """The service's MlflowClient (explicit tracking and registry URIs, built on first use)."""
+        if self._client is None:
+            from flightdelay.serving.runtime.resolve import registry_client
+
+            self._client = registry_client(self.settings.mlflow_tracking_uri)
+        return self._client
 
     # -- loading and swapping --------------------------------------------------------------
     def _emit(self, event: str, ok: bool) -> None:
@@ -66,9 +81,35 @@ class ModelHolder:
         """Re-resolve the configured alias (MODEL_ALIAS) and serve it."""
         return self.swap(alias=self.settings.model_alias)
 
+    def assign(self, alias: str | None, version: int | None, reason: str) -> ServedModel:
+        """Serve `alias` or `version` fleet-wide: load and check it here first (a model that
+        fails its checks moves nothing), then pin it as the registry's `@serving`, then swap it
+        in here. Following `@serving` (MODEL_ALIAS), this replica keeps following it; otherwise
+        it serves what was asked, as before the fleet existed."""
+        with self._swap_lock:
+            new = self._load(alias, version)
+            self.pin = fleet.pin(self.client, self.name, new.version, reason)
+            if self.settings.model_alias == SERVING_ALIAS:
+                new = fleet.relabel(new, SERVING_ALIAS)
+            return self._commit(new)
+
+    def release(self) -> ServedModel:
+        """Clear the fleet's pin (`@serving` follows `@champion` again) and serve MODEL_ALIAS."""
+        with self._swap_lock:
+            fleet.unpin(self.client, self.name)
+            self.pin = None
+            return self._commit(self._load(self.settings.model_alias, None))
+
+    def refresh_pin(self) -> None:
+        """Re-read the registry's pin (kept as it was when the registry cannot be read)."""
+        try:
+            self.pin = fleet.read_pin(self.client, self.name)
+        except ModelUnavailable as exc:
+            log.warning("could not read the serving pin: %s", exc)
+
     def _load(self, alias: str | None, version: int | None) -> ServedModel:
         try:
-            new = load_model(self.settings, self.name, alias, version)
+            new = load_model(self.settings, self.name, alias, version, self.client)
         except ModelUnavailable as exc:
             self._emit("load", False)
             if self.current is not None:
@@ -113,12 +154,13 @@ class ModelHolder:
             with self._swap_lock:
                 with gc_paused(first):
                     new = self._load(self.target_alias, None)
+                self.refresh_pin()  # before the model shows: GET /model has the pin at once
                 self._commit(new)
         except ModelUnavailable as exc:
             self.last_error = str(exc)
             return True
         except Exception as exc:  # never let the loader thread die silently
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error = scrub(f"{type(exc).__name__}: {exc}", 500)
             log.exception("unexpected error while loading the model")
         return False
 
@@ -142,19 +184,20 @@ class ModelHolder:
             self.follow_alias()
 
     def follow_alias(self) -> None:
-        """Swap in the version behind the target alias if it moved (errors are only logged)."""
+        """Swap in the version behind the target alias if it moved, and re-read the pin
+        (errors are only logged)."""
         current, alias = self.current, self.target_alias
         if current is None or alias is None:
             return
         try:
-            from flightdelay.serving.runtime.resolve import registry_client
-
-            client = registry_client(self.settings.mlflow_tracking_uri)
-            mv = client.get_model_version_by_alias(self.name, alias)
+            mv = self.client.get_model_version_by_alias(self.name, alias)
+            self.refresh_pin()  # first: the new model shows with its pin
             if int(mv.version) != current.version:
                 self.swap(alias=alias)
         except Exception as exc:
-            log.warning("alias poll failed (still serving v%s): %s", current.version, exc)
+            log.warning(
+                "alias poll failed (still serving v%s): %s", current.version, scrub(str(exc))
+            )
 
 
 @contextmanager

@@ -83,12 +83,17 @@ def check(name: str, version: int, artifacts: ModelArtifacts, max_batch: int) ->
 
 
 def load_served_model(
-    settings: ServiceSettings, name: str, alias: str | None, version: int | None
+    settings: ServiceSettings,
+    name: str,
+    alias: str | None,
+    version: int | None,
+    client: Any = None,
 ) -> ServedModel:
     """Resolve `version` (or `alias`, default MODEL_ALIAS) in the registry at
-    MLFLOW_TRACKING_URI, download it, verify it; returns the model ready to serve."""
+    MLFLOW_TRACKING_URI (through `client`, default a new one), download it, verify it; returns
+    the model ready to serve."""
     uri = settings.mlflow_tracking_uri
-    client = registry_client(uri)
+    client = client or registry_client(uri)
     served_alias = None if version is not None else (alias or settings.model_alias)
     mv = resolve(client, name, served_alias, version, uri)
     artifacts, run = fetch(client, name, mv, uri)

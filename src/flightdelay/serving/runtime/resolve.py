@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from flightdelay.core.config import mask_url
 from flightdelay.serving.runtime.served import ModelUnavailable
 
 if TYPE_CHECKING:
@@ -32,10 +33,11 @@ def registry_error(
     alias, 503 when the registry is unreachable or failing."""
     from mlflow.exceptions import MlflowException
 
+    uri = mask_url(uri)
     if not isinstance(exc, MlflowException):  # network errors: requests/urllib3 exceptions
         return ModelUnavailable(f"registry at {uri} unreachable: {type(exc).__name__}: {exc}"[:300])
     missing = getattr(exc, "error_code", "") in MISSING_CODES
-    what = f"version {version}" if version is not None else f"alias {alias!r}"
+    what = f"version {version}" if version is not None else f"alias {str(alias)[:200]!r}"
     if missing:
         return ModelUnavailable(f"model {name!r} {what} not found in the registry at {uri}", 404)
     first = str(exc).splitlines()[0][:200] if str(exc) else ""

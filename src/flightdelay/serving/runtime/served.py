@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from flightdelay.serving.schemas import ModelInfo, ModelRef, RequestSchemas
+from flightdelay.serving.scrub import scrub
 
 if TYPE_CHECKING:
     from flightdelay.serving.runtime.scorer import Scorer
@@ -18,7 +19,7 @@ class ModelUnavailable(Exception):
     """The requested model does not exist, cannot be reached, or failed its checks."""
 
     def __init__(self, message: str, status: int = 503) -> None:
-        super().__init__(message)
+        super().__init__(scrub(message, 500))  # it reaches 503 bodies and logs: no credentials
         self.status = status
 
 
