@@ -83,3 +83,16 @@ def test_every_port_of_the_stack_is_bound_to_loopback(stack: StackSettings) -> N
 def test_mlflow_health_needs_its_backend_store(stack: StackSettings) -> None:
     r = httpx.get(f"http://127.0.0.1:{stack.mlflow_port}{MLFLOW_PROBE}", timeout=5)
     assert r.status_code == 200 and "experiments" in r.json()
+
+
+def test_seaweedfs_volume_and_filer_ports_refuse_requests_without_a_jwt(
+    stack: StackSettings,
+) -> None:
+    """Only the S3 gateway (signatures) opens the store: the filer and volume HTTP ports, which
+    `weed mini` needs internally, answer 401 to a local user without a token."""
+    base = stack.seaweed_base_port
+    put = httpx.put(f"http://127.0.0.1:{base + 4}/buckets/dvc/intruder.txt", content=b"x")
+    assert put.status_code == 401, put.text[:200]
+    listing = httpx.get(f"http://127.0.0.1:{base + 4}/buckets/mlflow/?limit=1")
+    assert listing.status_code == 401, listing.text[:200]
+    assert httpx.get(f"http://127.0.0.1:{base + 2}/1,01637037d6").status_code == 401

@@ -177,6 +177,21 @@ def s3_identities(access_key: str, secret_key: str) -> str:
     return json.dumps({"identities": [identity]}, indent=2) + "\n"
 
 
+def seaweed_security(secret: str) -> str:
+    """SeaweedFS security.toml: signing keys (derived from the S3 secret, so they stay the same
+    across restarts) that make the volume and filer HTTP ports refuse requests without a JWT; the
+    S3 gateway signs its own."""
+    import hashlib
+    import hmac
+
+    sections = ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
+    out = ["# Rendered by flightdelay.stack (spec -> native): do not edit."]
+    for name in sections:
+        key = hmac.new(secret.encode(), name.encode(), hashlib.sha256).hexdigest()
+        out += [f"[{name}]", f'key = "{key}"', "expires_after_seconds = 10", ""]
+    return "\n".join(out)
+
+
 # pgAdmin's own settings, the same in both backends (natively in config_distro.py, in compose
 # as the image's PGADMIN_CONFIG_<NAME> variables)
 PGADMIN_CONFIG = {

@@ -57,6 +57,7 @@ class Service:
     user: str | None = None  # native: run as this user (Postgres refuses root)
     stopsignal: str = "TERM"
     in_project: bool = False  # native: runs in the project folder (reads its .env)
+    cwd: str | None = None  # native: runs in this folder
 
 
 # a REST call that needs MLflow's backend store (Postgres)
@@ -97,8 +98,13 @@ def _seaweed(t: Native) -> Service:
     keys = t.value("aws_access_key_id"), t.value("aws_secret_access_key")
     ports = [Port("S3_PORT", port)]
     ports += [Port("SEAWEED_BASE_PORT", base + i) for i in range(len(names))]
-    files = (File(f"{d}/s3.json", render.s3_identities(*keys), 0o600),)
-    return Service("s3", tuple(command), _s3_health(port), ports=tuple(ports), files=files)
+    files = (
+        File(f"{d}/s3.json", render.s3_identities(*keys), 0o600),
+        # weed reads security.toml from its working folder: JWTs on the volume and filer ports
+        File(f"{d}/security.toml", render.seaweed_security(keys[1]), 0o600),
+    )
+    service = Service("s3", tuple(command), _s3_health(port), ports=tuple(ports), files=files)
+    return replace(service, cwd=d)
 
 
 def _s3_health(port: int) -> Health:

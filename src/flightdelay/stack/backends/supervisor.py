@@ -53,6 +53,7 @@ def _program(layout: Layout, s: Service) -> list[str]:
     lines += ["redirect_stderr=true", "stdout_logfile_maxbytes=10MB", f"environment={env}"]
     lines += [f"user={s.user}"] if s.user else []
     lines += [f"directory={Path.cwd()}"] if s.in_project else []
+    lines += [f"directory={s.cwd}"] if s.cwd else []
     return lines
 
 
