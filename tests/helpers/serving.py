@@ -16,12 +16,30 @@ import pandas as pd
 from flightdelay.core.config import ServiceSettings, VariantParams
 from flightdelay.core.estimator import build_pipeline
 from flightdelay.core.model_code import TRUSTED_TYPES as TRUSTED
+from flightdelay.core.model_code import category_string, coerce_frame
 from flightdelay.core.tracking import LoggedModel, Tracking
 
 CATEGORICAL = ["carrier", "origin"]
 NUMERIC = ["distance", "temp"]
 MODEL = "tiny"
 TOKEN = "test-token"
+
+
+# feature lists of the tiny model variants; "gate" is an integer-coded categorical
+VARIANTS: dict[str, tuple[list[str], list[str]]] = {
+    "mixed": (CATEGORICAL, NUMERIC),
+    "numeric": ([], NUMERIC),
+    "categorical": (CATEGORICAL, []),
+    "intcat": (["carrier", "gate"], NUMERIC),
+}
+
+
+def variant_frame(kind: str, rows: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """`tiny_frame` (plus `gate`, integer codes 1..4) restricted to the columns of `kind`."""
+    frame, y = tiny_frame(rows, seed)
+    gate = np.random.default_rng(seed + 1000).integers(1, 5, rows)  # own stream: y unchanged
+    cat, num = VARIANTS[kind]
+    return frame.assign(gate=gate)[[*cat, *num]], y
 
 
 def tiny_frame(rows: int = 400, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -64,17 +82,22 @@ def register_tiny(
     alias: str | None = "champion",
     pipeline: object = None,
     signature: bool = True,
+    kind: str = "mixed",
+    **config_extra: object,
 ) -> tuple[int, object]:
     """Fit (unless `pipeline` is given), log and register a tiny model -> (version, pipeline).
-    With `signature=False` the model is a plain sklearn-flavour model without a signature."""
-    x, y = tiny_frame()
+    With `signature=False` the model is a plain sklearn-flavour model without a signature;
+    `kind` picks the feature lists (VARIANTS); `config_extra` goes into its model_config
+    (e.g. target, positive, model_name)."""
+    x, y = variant_frame(kind)
+    cat, num = VARIANTS[kind]
     if pipeline is None:
         variant = VariantParams(penalty="l2", C=c, solver="lbfgs", max_iter=200)
-        pipeline = build_pipeline(CATEGORICAL, NUMERIC, variant, 0).fit(x, y)
+        pipeline = build_pipeline(cat, num, variant, 0).fit(coerce_frame(x, cat, num), y)
     store = Tracking(settings)
     exp = store.experiment_id("tiny")
     if signature:
-        config = {"categorical": CATEGORICAL, "numeric": NUMERIC, "decision_threshold": 0.5}
+        config = {"categorical": cat, "numeric": num, "decision_threshold": 0.5, **config_extra}
         run_id = store.log_model_run(
             exp,
             "tiny",
@@ -106,23 +129,32 @@ def _log_unsigned(store: Tracking, experiment_id: str, pipeline: object) -> str:
     return run_id
 
 
-def records(n: int, seed: int = 1) -> list[dict[str, object]]:
-    """JSON-ready records (None for missing)."""
-    frame, _ = tiny_frame(n, seed)
+def records(n: int, seed: int = 1, kind: str = "mixed") -> list[dict[str, object]]:
+    """JSON-ready records (None for missing) with the columns of variant `kind`."""
+    frame, _ = variant_frame(kind, n, seed)
     out = []
     for row in frame.to_dict("records"):
         out.append(
-            {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+            {
+                k: (
+                    None
+                    if isinstance(v, float) and np.isnan(v)
+                    else (v.item() if isinstance(v, np.generic) else v)
+                )
+                for k, v in row.items()
+            }
         )
     return out
 
 
-def expected(pipeline: object, recs: list[dict[str, object]]) -> np.ndarray:
-    """The pipeline's own predict_proba for JSON records (missing categorical -> None)."""
+def expected(pipeline: object, recs: list[dict[str, object]], kind: str = "mixed") -> np.ndarray:
+    """The pipeline's own predict_proba for JSON records (missing categorical -> None; a
+    categorical as training saw it, `category_string`)."""
+    cat, num = VARIANTS[kind]
     frame = pd.DataFrame(index=range(len(recs)))
-    for c in CATEGORICAL:  # built from the records: pandas would turn None into NaN
-        frame[c] = pd.Series([r[c] for r in recs], dtype=object)
-    for c in NUMERIC:
+    for c in cat:  # built from the records: pandas would turn None into NaN
+        frame[c] = pd.Series([category_string(r[c]) for r in recs], dtype=object)
+    for c in num:
         frame[c] = np.array([np.nan if r[c] is None else r[c] for r in recs], dtype="float64")
     return pipeline.predict_proba(frame)[:, 1]  # type: ignore[attr-defined, no-any-return]
 
@@ -179,3 +211,11 @@ def rss_bytes(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS")
+
+
+def wait_until_ready(url: str, timeout: float = 60) -> None:
+    """Block until `url`'s /ready answers 200."""
+    end = time.monotonic() + timeout
+    while httpx.get(f"{url}/ready").status_code != 200:
+        assert time.monotonic() < end, httpx.get(f"{url}/ready").text
+        time.sleep(0.1)

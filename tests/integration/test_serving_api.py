@@ -90,7 +90,11 @@ def test_predictions_equal_predict_proba(served: tuple[TestClient, object]) -> N
 @pytest.mark.parametrize(
     ("mutate", "status", "needle"),
     [
-        (lambda r: r | {"carrier": 7}, 422, "field 'carrier'"),
+        (lambda r: r | {"carrier": 7.5}, 422, "field 'carrier': Input should be a string or an"),
+        (lambda r: r | {"carrier": True}, 422, "field 'carrier'"),
+        (lambda r: r | {"distance": True}, 422, "field 'distance'"),
+        (lambda r: r | {"distance": " 12 "}, 422, "field 'distance'"),
+        (lambda r: r | {"distance": "1_000"}, 422, "field 'distance'"),
         (lambda r: r | {"distance": "far"}, 422, "field 'distance'"),
         (
             lambda r: {k: v for k, v in r.items() if k != "origin"},
@@ -277,7 +281,7 @@ def test_first_load_freezes_and_leaves_the_garbage_collector_on(settings: Servic
 def test_openapi_shows_the_model_fields(served: tuple[TestClient, object]) -> None:
     client, _ = served
     schema = client.get("/openapi.json").json()
-    props = schema["components"]["schemas"]["FlightRecord"]["properties"]
+    props = schema["components"]["schemas"]["TinyRecord"]["properties"]
     assert set(props) == set(CATEGORICAL + NUMERIC)
     body = schema["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert "one record" in body["examples"]

@@ -11,15 +11,22 @@ from fastapi.openapi.utils import get_openapi
 from flightdelay.serving.runtime import ModelHolder, ServedModel
 
 
-def predict_request_body(served: ServedModel, schema: dict[str, Any]) -> dict[str, Any]:
-    """The /predict requestBody for `served`; adds its record and columns models to `schema`'s
-    components."""
+def _add_components(schema: dict[str, Any], *models: Any) -> list[dict[str, str]]:
+    """Put `models`' JSON schemas into `schema`'s components; returns their $refs."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (served.schemas.record, served.schemas.columns):
+    refs = []
+    for model in models:
         js = model.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(js.pop("$defs", {}))
         components[model.__name__] = js
-    record_ref = {"$ref": "#/components/schemas/FlightRecord"}
+        refs.append({"$ref": f"#/components/schemas/{model.__name__}"})
+    return refs
+
+
+def predict_request_body(served: ServedModel, schema: dict[str, Any]) -> dict[str, Any]:
+    """The /predict requestBody for `served`; adds its record and columns models to `schema`'s
+    components."""
+    record_ref, columns_ref = _add_components(schema, served.schemas.record, served.schemas.columns)
     examples = {}
     if served.example:
         ex = served.example
@@ -28,14 +35,19 @@ def predict_request_body(served: ServedModel, schema: dict[str, Any]) -> dict[st
             "a list": {"value": [ex, ex]},
             "columns": {"value": {"columns": {k: [v, v] for k, v in ex.items()}}},
         }
-    one_of = [
-        record_ref,
-        {"type": "array", "items": record_ref},
-        {"$ref": "#/components/schemas/FlightColumns"},
-    ]
+    one_of = [record_ref, {"type": "array", "items": record_ref}, columns_ref]
     return {
         "required": True,
         "content": {"application/json": {"schema": {"oneOf": one_of}, "examples": examples}},
+    }
+
+
+def predict_answer(served: ServedModel, schema: dict[str, Any]) -> dict[str, Any]:
+    """The /predict 200 answer for `served`: the record/list form or the columnar form."""
+    refs = _add_components(schema, *served.schemas.answers)
+    return {
+        "description": "one probability (and label) per record; columns in, columns out",
+        "content": {"application/json": {"schema": {"oneOf": refs}}},
     }
 
 
@@ -52,8 +64,9 @@ def install_dynamic_openapi(app: FastAPI, holder: ModelHolder) -> None:
             title=app.title, version=app.version, summary=app.summary, routes=app.routes
         )
         if served is not None:
-            body = predict_request_body(served, schema)
-            schema["paths"]["/predict"]["post"]["requestBody"] = body
+            post = schema["paths"]["/predict"]["post"]
+            post["requestBody"] = predict_request_body(served, schema)
+            post["responses"]["200"] = predict_answer(served, schema)
         cache.update(key=key, schema=schema)
         return schema
 

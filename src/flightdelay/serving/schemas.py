@@ -1,20 +1,50 @@
-"""Request and response schemas. The request models are built per loaded model from its MLflow
-signature: one field per input column, `str` for categoricals, `float | None` for numerics
-(the pipeline imputes them); unknown fields are rejected."""
+"""Request and response schemas. The request models are built per loaded model from its feature
+lists: one field per input column, a string or an integer for categoricals (an integer means the
+category of its digits, as in training), a finite number for numerics (null: the pipeline
+imputes it); nothing else is coerced (no booleans, no numeric strings), unknown fields are
+rejected. Titles come from the model's name, the label field from its target."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
+from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, create_model
+from pydantic.types import AllowInfNan
 
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
+Number = Annotated[float, Strict(), AllowInfNan(False)]
+Category = Annotated[
+    Annotated[str, Strict()] | Annotated[int, Strict()], Field(union_mode="left_to_right")
+]
+RESERVED = {"model", "threshold", "predictions", "probability", "warnings"}
+
+
+@dataclass(frozen=True)
+class ModelWording:
+    """How the answers and schemas name things for one model (from its `model_config`)."""
+
+    title: str  # CamelCase model name: the prefix of every schema title
+    label: str  # the per-record label field: the target's name ("delayed" when unknown)
+    target: str
+    positive: str
+
+    @classmethod
+    def of(cls, config: dict[str, Any], name: str) -> ModelWording:
+        """The wording of a model with `config` registered as `name`."""
+        model_name = str(config.get("model_name") or name)
+        title = "".join(w[:1].upper() + w[1:] for w in re.split(r"[^A-Za-z0-9]+", model_name))
+        target = str(config.get("target") or "delayed")
+        label = target if target not in RESERVED else f"{target}_label"
+        positive = config.get("positive", 1)
+        return cls(title or "Model", label, target, str(positive))
 
 
 @dataclass(frozen=True)
 class RequestSchemas:
-    """Validators for the three accepted bodies: one record, a list, or columns."""
+    """Validators for the three accepted bodies (one record, a list, or columns), and the
+    answer models."""
 
     record: type[BaseModel]
     columns: type[BaseModel]
@@ -23,6 +53,8 @@ class RequestSchemas:
     cols: TypeAdapter[Any]
     categorical: tuple[str, ...]
     numeric: tuple[str, ...]
+    wording: ModelWording
+    answers: tuple[type[BaseModel], type[BaseModel]]  # (records answer, columns answer)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -30,37 +62,43 @@ class RequestSchemas:
         return (*self.categorical, *self.numeric)
 
 
+def _field_types(categorical: list[str], numeric: list[str], nullable: set[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in categorical:
+        out[name] = Category | None if name in nullable else Category
+    for name in numeric:
+        out[name] = Number | None
+    return out
+
+
 def build_request_schemas(
-    inputs: list[tuple[str, str]],
+    categorical: list[str],
+    numeric: list[str],
     nullable_categorical: set[str],
     max_batch: int,
     example: dict[str, Any] | None,
+    wording: ModelWording | None = None,
 ) -> RequestSchemas:
-    """Schemas for a model whose signature inputs are (name, MLflow type) pairs."""
-    record_fields: dict[str, Any] = {}
-    column_fields: dict[str, Any] = {}
-    categorical, numeric = [], []
-    for name, mtype in inputs:
-        if mtype in NUMERIC_TYPES:
-            typ: Any = float | None
-            numeric.append(name)
-        elif mtype == "string":
-            typ = str | None if name in nullable_categorical else str
-            categorical.append(name)
-        else:
-            raise ValueError(f"signature column {name!r} has unsupported type {mtype!r}")
-        record_fields[name] = (typ, Field(...))
-        column_fields[name] = (list[typ], Field(..., min_length=1, max_length=max_batch))
-    config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [example]} if example else None
+    """Schemas for a model with these categorical and numeric input columns."""
+    w = wording or ModelWording.of({}, "model")
+    types = _field_types(categorical, numeric, nullable_categorical)
+    record_fields: dict[str, Any] = {n: (t, Field(...)) for n, t in types.items()}
+    column_fields: dict[str, Any] = {
+        n: (list[t], Field(..., min_length=1, max_length=max_batch))  # type: ignore[valid-type]
+        for n, t in types.items()
+    }
+    extra: Any = {"examples": [example]} if example else None
+    record = create_model(
+        f"{w.title}Record",
+        __config__=ConfigDict(extra="forbid", json_schema_extra=extra),
+        **record_fields,
     )
-    record = create_model("FlightRecord", __config__=config, **record_fields)
     col_example = {"columns": {k: [v] for k, v in example.items()}} if example else None
     columns_inner = create_model(
-        "FlightColumnsData", __config__=ConfigDict(extra="forbid"), **column_fields
+        f"{w.title}ColumnsData", __config__=ConfigDict(extra="forbid"), **column_fields
     )
     columns = create_model(
-        "FlightColumns",
+        f"{w.title}Columns",
         __config__=ConfigDict(
             extra="forbid",
             json_schema_extra=cast(Any, {"examples": [col_example]} if col_example else None),
@@ -76,7 +114,36 @@ def build_request_schemas(
         cols=TypeAdapter(columns),
         categorical=tuple(categorical),
         numeric=tuple(numeric),
+        wording=w,
+        answers=answer_models(w),
     )
+
+
+def answer_models(w: ModelWording) -> tuple[type[BaseModel], type[BaseModel]]:
+    """The /predict answers of a model: (record or list form, columnar form)."""
+    p_text = f"Probability that {w.target} is {w.positive} (the positive class)"
+    label_text = "probability >= the model's decision threshold"
+    prediction = create_model(
+        f"{w.title}Prediction",
+        probability=(float, Field(description=p_text)),
+        **{w.label: (bool, Field(description=label_text))},  # type: ignore[call-overload]
+    )
+    records = create_model(
+        f"{w.title}Answer",
+        model=(ModelRef, ...),
+        threshold=(float, ...),
+        predictions=(list[prediction], ...),  # type: ignore[valid-type]
+        warnings=(list[str], []),
+    )
+    columns = create_model(
+        f"{w.title}ColumnsAnswer",
+        model=(ModelRef, ...),
+        threshold=(float, ...),
+        probability=(list[float], Field(description=p_text)),
+        **{w.label: (list[bool], Field(description=label_text))},  # type: ignore[call-overload]
+        warnings=(list[str], []),
+    )
+    return records, columns
 
 
 class ModelRef(BaseModel):
@@ -90,7 +157,7 @@ class ModelRef(BaseModel):
 class Prediction(BaseModel):
     """One record's answer."""
 
-    probability: float = Field(description="Probability that the flight arrives >= 15 min late")
+    probability: float = Field(description="Probability of the positive class")
     delayed: bool = Field(description="probability >= the model's decision threshold")
 
 

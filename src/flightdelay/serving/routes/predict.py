@@ -11,6 +11,7 @@ the model in memory (see :mod:`flightdelay.serving.openapi`).
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -21,6 +22,7 @@ from starlette.requests import ClientDisconnect
 
 from flightdelay.serving.guard import DISCONNECTED
 from flightdelay.serving.metrics import ServiceMetrics
+from flightdelay.serving.openapi import error_responses
 from flightdelay.serving.responses import JSONAnswer, ORJSONResponse, error
 from flightdelay.serving.runtime import ServedModel
 from flightdelay.serving.schemas import PredictResponse
@@ -52,12 +54,7 @@ def install(app: FastAPI) -> None:
         methods=["POST"],
         response_model=PredictResponse,
         summary="Score one record, a list of records, or columns",
-        responses={
-            400: {"description": "invalid JSON"},
-            413: {"description": "batch too large"},
-            422: {"description": "a field is wrong (named in `detail`)"},
-            503: {"description": "no model loaded yet"},
-        },
+        responses=error_responses(400, 413, 422, 503),
     )
 
 
@@ -86,29 +83,76 @@ async def read_body(request: Request, limit: int) -> bytes | None:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+_UNION_TAGS = {"str", "int", "float", "constrained-str", "constrained-int"}
+
+
+def _field_of(loc: list[Any], batch: bool) -> tuple[str, str]:
+    """("record N: " or "", dotted field path) of an error location, without pydantic's
+    union-member tags and the columnar form's wrapper."""
+    where = ""
+    if batch and loc and isinstance(loc[0], int):
+        where = f"record {loc.pop(0)}: "
+    if loc[:1] == ["columns"]:
+        loc = loc[1:]
+        if len(loc) >= 2 and isinstance(loc[1], int):
+            where, loc = f"record {loc[1]}: ", [loc[0], *loc[2:]]
+    loc = [p for p in loc if not (isinstance(p, str) and p in _UNION_TAGS)]
+    return where, ".".join(str(p) for p in loc) or "body"
+
+
+def _message(first: dict[str, Any], errors: list[Any]) -> str:
+    """Pydantic's message, or one line for a categorical that is neither string nor int."""
+    kinds = {e["type"] for e in errors if e["loc"][: len(first["loc"]) - 1] == first["loc"][:-1]}
+    if first["type"] in ("string_type", "int_type") and {"string_type", "int_type"} <= kinds:
+        return "Input should be a string or an integer (not a float or a boolean)"
+    return str(first["msg"])
+
+
 def describe_errors(exc: ValidationError, batch: bool) -> tuple[int, str, list[Any]]:
     """(status, one-line message naming the field, pydantic's error list) for a bad body."""
     errors: list[Any] = exc.errors(include_url=False, include_context=False, include_input=False)
     first = errors[0]
     if first["type"] == "json_invalid":
         return 400, f"body is not valid JSON: {first['msg']}", errors
-    if first["type"] == "too_long" and len(first["loc"]) <= 2:
-        return 413, f"too many records: {first['msg']}", errors
     loc = list(first["loc"])
-    where = ""
-    if batch and loc and isinstance(loc[0], int):
-        where = f"record {loc.pop(0)}: "
-    if loc[:1] == ["columns"]:
-        loc = loc[1:]
-    field = ".".join(str(p) for p in loc) or "body"
-    return 422, f"{where}field '{field}': {first['msg']}", errors
+    if first["type"] == "too_long" and len(loc) <= 2:
+        if loc[:1] == ["columns"] and len(loc) == 2:
+            return 413, f"column '{loc[1]}' too long (API_MAX_BATCH): {first['msg']}", errors
+        return 413, f"too many records: {first['msg']}", errors
+    where, field = _field_of(loc, batch)
+    return 422, f"{where}field '{field}': {_message(first, errors)}", errors
 
 
 _BATCH = re.compile(rb'\s*(?:\[|\{\s*"columns"\s*:)')  # a list, or the columnar form
 
 
+class DuplicateKey(Exception):
+    """A JSON object names one key twice (the message names it)."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise DuplicateKey(f"field '{key[:100]}': given twice in one object")
+        seen[key] = value
+    return seen
+
+
+def check_duplicates(body: bytes) -> None:
+    """Raise DuplicateKey when an object of `body` repeats a key. The caller only asks when
+    the body has more colons than the validated objects have fields: a colon per key, more
+    only inside strings (so the common case costs one `bytes.count`)."""
+    json.loads(body, object_pairs_hook=_no_duplicates)
+
+
+class BadColumns(Exception):
+    """A columnar body whose columns differ in length (the message names them)."""
+
+
 def _batch_columns(served: ServedModel, body: bytes, columnar: bool) -> tuple[dict[str, Any], int]:
-    """(columns, record count) of a list or columnar body; raises ValidationError."""
+    """(columns, record count) of a list or columnar body; raises ValidationError or
+    BadColumns."""
     schemas = served.schemas
     names = schemas.names
     if not columnar:
@@ -116,8 +160,11 @@ def _batch_columns(served: ServedModel, body: bytes, columnar: bool) -> tuple[di
         return {c: [r.__dict__[c] for r in records] for c in names}, len(records)
     data = schemas.cols.validate_json(body).columns
     cols = {c: getattr(data, c) for c in names}
-    lengths = {len(v) for v in cols.values()}
-    return cols, (lengths.pop() if len(lengths) == 1 else -1)
+    lengths = {c: len(v) for c, v in cols.items()}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"'{c}' has {n}" for c, n in lengths.items())
+        raise BadColumns(f"columns differ in length: {shown}"[:500])
+    return cols, next(iter(lengths.values()), 0)
 
 
 def score_body(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> Response:
@@ -130,33 +177,39 @@ def score_body(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> Res
     try:
         if form is None:
             record = served.schemas.one.validator.validate_json(body)
+            if body.count(b":") != len(served.schemas.names):  # more pairs than fields?
+                check_duplicates(body)
             p, unknown = served.scorer.score_one(record.__dict__)
             metrics.count_predictions(served.version, 1)
             return JSONAnswer(_single_answer(served, p, unknown))
         batch = True
         columnar = not form.group().endswith(b"[")
         cols, n = _batch_columns(served, body, columnar)
+        pairs = 1 + len(cols) if columnar else n * len(cols)
+        if body.count(b":") != pairs:
+            check_duplicates(body)
     except ValidationError as exc:
         status, message, errors = describe_errors(exc, batch)
         return ORJSONResponse({"detail": message, "errors": errors[:20]}, status_code=status)
-    if n < 0:
-        return error(422, "columns: every column must have the same length")
+    except (BadColumns, DuplicateKey) as exc:
+        return error(422, str(exc))
+    return _batch_answer(served, cols, n, columnar, metrics)
+
+
+def _batch_answer(
+    served: ServedModel, cols: dict[str, Any], n: int, columnar: bool, metrics: ServiceMetrics
+) -> Response:
+    """Score a validated list or columnar body and build its answer."""
     proba = served.scorer.score_list(cols, n)
     threshold = served.threshold
     metrics.count_predictions(served.version, n)
     unknown = served.scorer.unknown_categories(cols)
+    label = served.label
     if columnar:
-        result: dict[str, Any] = {
-            "probability": proba,
-            "delayed": [p >= threshold for p in proba],
-        }
+        result: dict[str, Any] = {"probability": proba, label: [p >= threshold for p in proba]}
     else:
-        result = {"predictions": [_prediction(p, threshold) for p in proba]}
+        result = {"predictions": [{"probability": p, label: p >= threshold} for p in proba]}
     return _answer(served, result, unknown)
-
-
-def _prediction(p: float, threshold: float) -> dict[str, Any]:
-    return {"probability": p, "delayed": p >= threshold}
 
 
 def _warnings(unknown: dict[str, list[str]]) -> list[str]:
@@ -173,9 +226,6 @@ def _answer(served: ServedModel, result: dict[str, Any], unknown: dict[str, list
     return JSONAnswer(orjson.dumps(payload))
 
 
-_DELAYED = (b',"delayed":false}],"warnings":', b',"delayed":true}],"warnings":')
-
-
 def _single_answer(served: ServedModel, p: float, unknown: dict[str, list[str]]) -> bytes:
     """`_answer` for one record, byte for byte, from the model's pre-rendered head (the hot
     path: no dicts to build, one float to render)."""
@@ -183,7 +233,7 @@ def _single_answer(served: ServedModel, p: float, unknown: dict[str, list[str]])
         (
             served.answer_head,
             orjson.dumps(p),
-            _DELAYED[p >= served.threshold],
+            served.answer_tails[p >= served.threshold],
             orjson.dumps(_warnings(unknown)) if unknown else b"[]",
             b"}",
         )

@@ -85,21 +85,53 @@ def pipeline_parts(pipeline: Any) -> _Parts:
         raise NotCompilable(f"expected transformers {CAT!r} and {NUM!r}")
     enc, cat_cols = transformers[CAT]
     num, num_cols = transformers[NUM]
-    _check_encoder(enc)
+    _check_encoder(enc)  # an empty branch is left unfitted by sklearn: nothing to read from it
     imputer, scaler = _split_numeric(num)
     return _Parts(clf, enc, list(cat_cols), imputer, scaler, list(num_cols))
 
 
+def _categories(parts: _Parts) -> list[Any]:
+    """The encoder's learned categories per column ([] for an empty categorical branch)."""
+    return list(parts.encoder.categories_) if parts.cat_cols else []
+
+
+def _numeric_terms(parts: _Parts, num_coef: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """(weights = coef / scale, bias shift = -sum(coef * mean / scale), imputer fill) of the
+    numeric branch; empty arrays and 0 for an empty branch."""
+    n_num = len(parts.num_cols)
+    if not n_num:
+        return np.zeros(0), 0.0, np.zeros(0)
+    scaler = parts.scaler
+    mean = scaler.mean_ if scaler.with_mean else np.zeros(n_num)
+    scale = scaler.scale_ if scaler.with_std else np.ones(n_num)
+    fill = np.asarray(parts.imputer.statistics_, dtype=np.float64)
+    return num_coef / scale, -float(np.sum(num_coef * mean / scale)), fill
+
+
 def _category_weights(categories: list[Any], coef: np.ndarray) -> list[dict[Any, float]]:
-    """Per categorical column, {category: weight}; a learned missing category is keyed None."""
+    """Per categorical column, {category: weight}; a learned missing category is keyed None,
+    and a category of integer digits also by its int."""
     out: list[dict[Any, float]] = []
     offset = 0
     for cats in categories:
-        out.append(
-            {(None if is_missing(c) else c): float(coef[offset + i]) for i, c in enumerate(cats)}
-        )
+        weights = {
+            (None if is_missing(c) else c): float(coef[offset + i]) for i, c in enumerate(cats)
+        }
+        # an integer in a request is the category of its digits (`category_string`, as in
+        # training): keyed here too, so the lookup costs nothing (3 and "3" differ as keys)
+        weights |= {int(str(c)): w for c, w in weights.items() if _integral(c)}
+        out.append(weights)
         offset += len(cats)
     return out
+
+
+def _integral(category: Any) -> bool:
+    """Whether `category` is what `category_string` makes of an integer ("3", "-12")."""
+    return (
+        isinstance(category, str)
+        and category.lstrip("-").isdigit()
+        and category == str(int(category))
+    )
 
 
 def compile_pipeline(pipeline: Any) -> LinearScorer:
@@ -109,17 +141,13 @@ def compile_pipeline(pipeline: Any) -> LinearScorer:
     """
     parts = pipeline_parts(pipeline)
     coef = parts.classifier.coef_[0]
-    n_cat = sum(len(c) for c in parts.encoder.categories_)
+    categories = _categories(parts)
+    n_cat = sum(len(c) for c in categories)
     if coef.shape[0] != n_cat + len(parts.num_cols):
         raise NotCompilable("coefficient count does not match the encoded columns")
-    cat_weights = _category_weights(parts.encoder.categories_, coef)
-    num_coef = coef[n_cat:]
-    scaler, n_num = parts.scaler, len(parts.num_cols)
-    mean = scaler.mean_ if scaler.with_mean else np.zeros(n_num)
-    scale = scaler.scale_ if scaler.with_std else np.ones(n_num)
-    num_weights = num_coef / scale
-    bias = float(parts.classifier.intercept_[0] - np.sum(num_coef * mean / scale))
-    fill = np.asarray(parts.imputer.statistics_, dtype=np.float64)
+    cat_weights = _category_weights(categories, coef)
+    num_weights, shift, fill = _numeric_terms(parts, coef[n_cat:])
+    bias = float(parts.classifier.intercept_[0]) + shift
     if not (np.isfinite(coef).all() and np.isfinite(num_weights).all() and np.isfinite(bias)):
         raise NotCompilable("non-finite weights")
     if not np.isfinite(fill).all():

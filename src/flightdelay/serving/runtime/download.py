@@ -5,7 +5,7 @@ The tracking and registry URIs are passed explicitly to MLflow (no global state)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +19,13 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class ModelArtifacts:
     """What the artifacts hold: the fitted pipeline, its MLflow signature (None when it was
-    logged without one) and its input example (None when absent)."""
+    logged without one), its input example (None when absent) and the pyfunc `model_config`
+    (model_name, categorical, numeric, target, positive, decision_threshold; {} when absent)."""
 
     pipeline: Any
     signature: Any  # mlflow.models.ModelSignature | None
     example: Any  # pandas.DataFrame | None
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 def download(client: MlflowClient, name: str, version: int, dst: Path, uri: str) -> Path:
@@ -60,4 +62,5 @@ def read_artifacts(local: Path) -> ModelArtifacts:
     pipeline = read_pipeline(local)
     meta = Model.load(str(local))
     example = meta.load_input_example(str(local))
-    return ModelArtifacts(pipeline, meta.signature, example)
+    config = (meta.flavors.get("python_function") or {}).get("config") or {}
+    return ModelArtifacts(pipeline, meta.signature, example, dict(config))

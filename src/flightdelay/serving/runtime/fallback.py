@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from flightdelay.core.estimator import CAT, PREPROCESS
+from flightdelay.core.model_code import category_string
 from flightdelay.serving.runtime.scorer import Columns, is_missing
 
 
@@ -18,8 +19,9 @@ from flightdelay.serving.runtime.scorer import Columns, is_missing
 class SklearnScorer:
     """The fitted pipeline's own predict_proba on a DataFrame.
 
-    A missing categorical (None or NaN) is passed as the marker the encoder learned for
-    "missing" (None or NaN: sklearn treats the two as different categories).
+    Categoricals are passed as training saw them (`category_string`: an integer as its digits);
+    a missing one (None or NaN) as the marker the encoder learned for "missing" (None or NaN:
+    sklearn treats the two as different categories).
     """
 
     pipeline: Any
@@ -33,7 +35,7 @@ class SklearnScorer:
         markers = missing_markers(self.pipeline, self.categorical)
         for col in self.categorical:
             marker = markers.get(col)
-            values = [marker if is_missing(v) else v for v in columns[col]]
+            values = [marker if is_missing(v) else category_string(v) for v in columns[col]]
             frame[col] = pd.Series(values, dtype=object)
         for col in self.numeric:
             values = [np.nan if v is None else v for v in columns[col]]

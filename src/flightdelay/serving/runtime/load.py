@@ -76,7 +76,8 @@ def check(name: str, version: int, artifacts: ModelArtifacts, max_batch: int) ->
         raise ModelUnavailable(f"model {name!r} version {version} has no signature", 422)
     inputs = signature_inputs(artifacts.signature)
     try:
-        return verify(artifacts.pipeline, inputs, artifacts.example, max_batch)
+        config = artifacts.config
+        return verify(artifacts.pipeline, inputs, artifacts.example, max_batch, config, name)
     except Exception as exc:
         message = f"model {name!r} version {version} failed its checks"
         raise ModelUnavailable(f"{message}: {type(exc).__name__}: {exc}"[:400], 422) from None

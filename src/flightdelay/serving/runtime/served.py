@@ -53,6 +53,19 @@ class ServedModel:
         """`ref` as a plain dict, built once (it goes into every response)."""
         return self.ref.model_dump()
 
+    @property
+    def label(self) -> str:
+        """The per-record label field of the answers (named after the model's target)."""
+        return self.schemas.wording.label
+
+    @cached_property
+    def answer_tails(self) -> tuple[bytes, bytes]:
+        """What follows a single-record answer's probability: (below, at or above threshold)."""
+        key = orjson.dumps(self.label)
+        return tuple(  # type: ignore[return-value]
+            b"," + key + b":" + word + b'}],"warnings":' for word in (b"false", b"true")
+        )
+
     @cached_property
     def answer_head(self) -> bytes:
         """The constant start of a single-record /predict answer, up to its probability."""

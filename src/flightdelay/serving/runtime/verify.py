@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 
 from flightdelay.core.estimator import CAT, PREPROCESS
+from flightdelay.core.model_code import category_string
 from flightdelay.serving.runtime.compile import NotCompilable, compile_pipeline
 from flightdelay.serving.runtime.fallback import SklearnScorer
 from flightdelay.serving.runtime.scorer import LinearScorer, Scorer, is_missing
-from flightdelay.serving.schemas import RequestSchemas, build_request_schemas
+from flightdelay.serving.schemas import ModelWording, RequestSchemas, build_request_schemas
 
 TOLERANCE = 1e-9
 
@@ -108,26 +109,56 @@ def nullable_categoricals(pipeline: Any, categorical: list[str]) -> set[str]:
         return set(categorical)
 
 
-def first_record(frame: Any) -> dict[str, Any] | None:
-    """The first row of the input example as JSON-ready values (None for missing)."""
+def first_record(frame: Any, categorical: Sequence[str] = ()) -> dict[str, Any] | None:
+    """The first row of the input example as JSON-ready values (None for missing; each of
+    `categorical` as training saw it, `category_string`)."""
     if frame is None or len(frame) == 0:
         return None
     row = frame.iloc[0].to_dict()
-    return {k: (None if is_missing(v) else v) for k, v in row.items()}
+    out = {str(k): (None if is_missing(v) else plain(v)) for k, v in row.items()}
+    return {k: (category_string(v) if k in categorical else v) for k, v in out.items()}
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python value JSON takes (an integral float stays a float)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def feature_lists(
+    inputs: list[tuple[str, str]], config: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    """(categorical, numeric) columns: the model_config's lists (how training saw them; an
+    integer-coded categorical has a numeric signature type), else by signature type."""
+    names = [n for n, _ in inputs]
+    if "categorical" in config or "numeric" in config:
+        categorical = [str(c) for c in config.get("categorical") or []]
+        numeric = [str(c) for c in config.get("numeric") or []]
+        if sorted(categorical + numeric) != sorted(names):
+            raise ValueError(
+                f"model_config columns {categorical + numeric} differ from the signature's {names}"
+            )
+        return categorical, numeric
+    return [n for n, t in inputs if t == "string"], [n for n, t in inputs if t != "string"]
 
 
 def verify(
-    pipeline: Any, inputs: list[tuple[str, str]], example_df: Any, max_batch: int
+    pipeline: Any,
+    inputs: list[tuple[str, str]],
+    example_df: Any,
+    max_batch: int,
+    config: dict[str, Any] | None = None,
+    name: str = "model",
 ) -> Verified:
     """Build and check the scorer and request schemas; raises (ValueError, ...) on a model that
     must not serve: columns that differ from the signature, an out-of-range test prediction."""
-    # the fallback scores the signature's columns; a compiled scorer's were checked against them
-    categorical = [n for n, t in inputs if t == "string"]
-    numeric = [n for n, t in inputs if t != "string"]
+    config = config or {}
+    # the fallback scores these columns; a compiled scorer's were checked against them
+    categorical, numeric = feature_lists(inputs, config)
     scorer, reason = build_scorer(pipeline, example_df, categorical, numeric)
     nullable = nullable_categoricals(pipeline, categorical)
-    example = first_record(example_df)
-    schemas = build_request_schemas(inputs, nullable, max_batch, example)
+    example = first_record(example_df, categorical)
+    wording = ModelWording.of(config, name)
+    schemas = build_request_schemas(categorical, numeric, nullable, max_batch, example, wording)
     if example:
         check = scorer.score_columns({k: [v] for k, v in example.items()}, 1)
         if not (0.0 <= float(check[0]) <= 1.0):  # False for NaN too
