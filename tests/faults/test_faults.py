@@ -21,6 +21,7 @@ import pytest
 from flightdelay.core.config import StackSettings
 from flightdelay.stack import manager, procs
 from flightdelay.stack.clients import pg_connect
+from tests.conftest import ROOT
 from tests.faults.conftest import FAULT_ENV, fd, wait_ready
 from tests.helpers.serving import records
 
@@ -146,6 +147,21 @@ def load(settings: StackSettings) -> Iterator[Load]:
             t.join()
 
 
+def wait_both_serve(settings: StackSettings, timeout: float = 30) -> None:
+    """Until requests through nginx reach both replicas again (nginx counts a replica that
+    failed as down for its fail_timeout, 3 s)."""
+    url, body = f"http://127.0.0.1:{settings.nginx_http_port}/predict", records(1)[0]
+    end, seen = time.monotonic() + timeout, set()
+    while time.monotonic() < end and seen != {"api1", "api2"}:
+        r = httpx.post(url, json=body, timeout=5)
+        if r.status_code != 200:
+            seen.clear()  # both must serve, one after the other, with no failure between
+        else:
+            seen.add(r.headers.get("x-served-by", ""))
+        time.sleep(0.05)
+    assert seen == {"api1", "api2"}, seen
+
+
 def wait_new_pid(settings: StackSettings, name: str, old: int, timeout: float) -> float:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -159,6 +175,7 @@ def wait_new_pid(settings: StackSettings, name: str, old: int, timeout: float) -
 def test_hung_replica_fails_over_within_2s_and_the_watchdog_restarts_it(
     fault_stack: StackSettings, baseline: tuple[int, list[str], int]
 ) -> None:
+    wait_both_serve(fault_stack)
     old = pids(fault_stack)["api1"]
     with load(fault_stack) as running:
         os.kill(old, signal.SIGSTOP)
@@ -179,6 +196,7 @@ def test_hung_replica_fails_over_within_2s_and_the_watchdog_restarts_it(
 def test_killed_replica_under_load_loses_no_request(
     fault_stack: StackSettings, baseline: tuple[int, list[str], int]
 ) -> None:
+    wait_both_serve(fault_stack)
     old = pids(fault_stack)["api2"]
     with load(fault_stack) as running:
         os.kill(old, signal.SIGKILL)
@@ -190,6 +208,34 @@ def test_killed_replica_under_load_loses_no_request(
     worst = max(r[1] for r in running.results)
     print(f"SIGKILL api2: {len(running.results)} requests, 0 failed, slowest {worst:.2f} s,")
     print(f"  restarted by supervisord after {back:.1f} s")
+
+
+def test_postgres_down_is_named_by_doctor_and_up_recovers(
+    fault_stack: StackSettings, baseline: tuple[int, list[str], int]
+) -> None:
+    """MLflow's /health says 200 without Postgres; its health check here (a REST call that
+    needs the backend store) and `stack doctor` name Postgres."""
+    import subprocess
+
+    from flightdelay.stack.spec import MLFLOW_PROBE
+
+    ctl = [str(ROOT / ".venv/bin/supervisorctl"), "-c", f"{ROOT_DIR}/supervisord.conf"]
+    subprocess.run([*ctl, "stop", "postgres"], check=True, capture_output=True)
+    t0 = time.monotonic()
+    doctor = fd("stack", "doctor", check=False)
+    took = time.monotonic() - t0
+    line = next(ln for ln in doctor.stdout.splitlines() if "mlflow with credentials" in ln)
+    assert doctor.returncode == 1 and line.startswith("FAIL"), doctor.stdout
+    assert f"Postgres 127.0.0.1:{fault_stack.postgres_port}, is down" in line, line
+    probe = httpx.get(f"http://127.0.0.1:{fault_stack.mlflow_port}{MLFLOW_PROBE}", timeout=10)
+    assert probe.status_code != 200
+    t0 = time.monotonic()
+    fd("stack", "up")
+    print(
+        f"postgres down: doctor named it in {took:.1f} s; stack up recovered in"
+        f" {time.monotonic() - t0:.1f} s: {line}"
+    )
+    assert data_state(fault_stack) == baseline
 
 
 def _kill_supervisord() -> int:

@@ -67,7 +67,7 @@ def _http(host: str, port: int) -> str:
 
 def _api_servers(t: Target) -> str:
     upstream = "\n".join(
-        f"        server {t.api_host}:{port} max_fails=1 fail_timeout=5s;" for port in t.api_ports()
+        f"        server {t.api_host}:{port} max_fails=1 fail_timeout=3s;" for port in t.api_ports()
     )
     return f"""    upstream api {{
 {upstream}
