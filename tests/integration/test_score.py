@@ -6,6 +6,7 @@ The pandas engine against the pyfunc and the service's compiled scorer; the Spar
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sqlite3
 from pathlib import Path
@@ -19,8 +20,9 @@ import yaml
 from typer.testing import CliRunner
 
 from flightdelay.cli import user_errors
-from flightdelay.core.config import SERVING_ALIAS
+from flightdelay.core.config import SERVING_ALIAS, VariantParams
 from flightdelay.core.db import arrow_table, write_parquet
+from flightdelay.core.estimator import build_pipeline
 from flightdelay.core.model_code import coerce_frame
 from flightdelay.pipeline import score, score_cli
 from flightdelay.serving.runtime.compile import compile_pipeline
@@ -35,6 +37,8 @@ from tests.helpers.serving import (
 
 KEYS = ["time_hour", "carrier", "flight", "origin"]
 OUTPUT = [*KEYS, "probability", "label", "model_name", "model_version", "run_id"]
+SPARK = importlib.util.find_spec("pyspark") is not None
+needs_spark = pytest.mark.skipif(not SPARK, reason="pyspark is not installed (pip install pyspark)")
 
 
 def feature_split(rows: int, seed: int) -> pd.DataFrame:
@@ -164,3 +168,81 @@ def test_bad_input_is_one_line(project: Path, change: str, needle: str) -> None:
     assert result.exit_code == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
+
+
+def test_sql_expression_is_the_linear_scorer() -> None:
+    """The pure SQL builder: one CASE per categorical, exact literals, quoting."""
+    from flightdelay.pipeline.score_sql import category_term, linear_expression
+
+    frame, y = tiny_frame()
+    variant = VariantParams(penalty="l2", C=1.0, solver="lbfgs", max_iter=200)
+    scorer = compile_pipeline(build_pipeline(CATEGORICAL, NUMERIC, variant, 0).fit(frame, y))
+    types = {"carrier": "string", "origin": "string", "distance": "double", "temp": "double"}
+    expr = linear_expression(scorer, types)
+    assert expr.count("ELSE 0.0D END") == 2 and expr.startswith("1.0D / (1.0D + exp(-(")
+    assert f"({scorer.bias!r}D)".replace("e", "E") in expr
+    term = category_term("o'k", "string", {"it's": 0.5, None: -1.0})
+    assert (
+        term
+        == "(CASE WHEN `o'k` IS NULL THEN (-1.0D) WHEN `o'k` = 'it\\'s' THEN (0.5D) ELSE 0.0D END)"
+    )
+    assert "CAST(`n` AS STRING) = '3'" in category_term("n", "bigint", {"3": 1.0})
+
+
+# ------------------------------------------------------------------------------------------
+# Spark engines (local[*]): the same predictions as the pandas engine within 1e-9
+# ------------------------------------------------------------------------------------------
+
+
+def pandas_then(project: Path, engine: str) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """The pandas engine's predictions, then `engine`'s report (its files replace them)."""
+    run_stage(project)
+    base = {s: pd.read_parquet(project / f"data/predictions/{s}.parquet") for s in score.SPLITS}
+    set_params(project, engine=engine)
+    return base, run_stage(project)
+
+
+def assert_same_predictions(project: Path, base: dict[str, pd.DataFrame]) -> None:
+    names = sorted(p.name for p in (project / "data/predictions").iterdir())
+    assert names == ["score.json", "test.parquet", "train.parquet"]  # no part files left
+    for split, expected in base.items():
+        got = pd.read_parquet(project / f"data/predictions/{split}.parquet")
+        assert list(got.columns) == OUTPUT
+        pd.testing.assert_frame_equal(got[KEYS], expected[KEYS])  # file order kept
+        np.testing.assert_allclose(got["probability"], expected["probability"], rtol=0, atol=1e-9)
+        rest = ["label", "model_name", "model_version", "run_id"]
+        pd.testing.assert_frame_equal(got[rest], expected[rest], check_dtype=False)
+
+
+@pytest.mark.slow
+@needs_spark
+def test_spark_udf_equals_pandas(project: Path) -> None:
+    base, report = pandas_then(project, "spark-udf")
+    assert report["engine"] == "spark-udf" and report["python_workers"] is True
+    assert report["spark"]["master"].startswith("local")
+    assert_same_predictions(project, base)
+
+
+@pytest.mark.slow
+@needs_spark
+def test_spark_sql_equals_pandas_with_no_python_worker(project: Path) -> None:
+    base, report = pandas_then(project, "spark-sql")
+    assert report["engine"] == "spark-sql" and report["fallback_reason"] is None
+    assert report["python_workers"] is False
+    assert_same_predictions(project, base)
+
+
+@pytest.mark.slow
+@needs_spark
+def test_spark_sql_falls_back_to_the_udf_for_a_model_that_does_not_compile(
+    project: Path,
+) -> None:
+    frame, y = tiny_frame()
+    variant = VariantParams(penalty="l2", C=1.0, solver="lbfgs", max_iter=200)
+    pipeline = build_pipeline(CATEGORICAL, NUMERIC, variant, 0)
+    pipeline.set_params(preprocess__cat__min_frequency=5).fit(frame, y)
+    register_tiny(settings_for(project), alias=SERVING_ALIAS, pipeline=pipeline)
+    base, report = pandas_then(project, "spark-sql")
+    assert report["engine"] == "spark-udf" and report["model"]["version"] == 2
+    assert "does not compile" in report["fallback_reason"]
+    assert_same_predictions(project, base)

@@ -1,0 +1,263 @@
+"""The Spark engines of stage score (imported only for them; pyspark only inside functions).
+
+- `spark-udf`: `mlflow.pyfunc.spark_udf` of the served model (rows cross Arrow into Python).
+- `spark-sql`: when the served pipeline compiles to the linear scorer (the service's), the scorer
+  becomes ONE Spark SQL expression (a CASE WHEN per categorical weight, folded impute/scale,
+  bias, 1/(1+exp(-z))) that runs in the JVM with no Python worker. It is used only after it
+  matched the pyfunc within 1e-9 on `score.verify_rows` rows of the data (and the same rows with
+  unseen categories and missing values); otherwise spark-udf runs and the report says why.
+
+SPARK_MASTER picks the cluster (`local[*]` by default; `spark://host:7077`, `yarn`,
+`k8s://https://...`): the input and output paths must then be on storage every executor sees.
+The output is written as one part file into a temporary folder, then moved to its fixed name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from flightdelay.core.errors import UserError
+from flightdelay.pipeline.score import ServedVersion, check_columns, speed
+from flightdelay.pipeline.score_params import ScoreParams
+from flightdelay.pipeline.score_sql import FLOATING, SqlUnusable, compiled_expression
+
+log = logging.getLogger(__name__)
+
+TOLERANCE = 1e-9
+UNSEEN = "\x00never-seen\x00"
+
+
+def spark_conf(master: str, batch_rows: int) -> dict[str, str]:
+    """The session's settings; a local master also keeps the driver and its UI off the network."""
+    conf = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(batch_rows),
+        "spark.ui.showConsoleProgress": "false",  # tqdm below shows the tasks instead
+        "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+    }
+    if master.startswith("local"):
+        conf |= {
+            "spark.driver.host": "127.0.0.1",
+            "spark.driver.bindAddress": "127.0.0.1",
+            "spark.ui.enabled": "false",
+            # The expression compiles to one big method: let the JIT compile it anyway (4x).
+            "spark.driver.extraJavaOptions": "-XX:-DontCompileHugeMethods",
+        }
+    return conf
+
+
+@contextmanager
+def spark_session(batch_rows: int) -> Iterator[Any]:
+    """A SparkSession on SPARK_MASTER (default `local[*]`), stopped afterwards."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise UserError(
+            "score.engine spark-udf/spark-sql needs pyspark: pip install pyspark==4.3.0 "
+            "(or use score.engine: pandas)"
+        ) from None
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        raise UserError("the Spark engines need Java 17+: `make system-deps` installs openjdk")
+    master = os.environ.get("SPARK_MASTER", "local[*]")
+    builder = SparkSession.builder.master(master).appName("flightdelay-score")
+    for key, value in spark_conf(master, batch_rows).items():
+        builder = builder.config(key, value)
+    # PySpark starts its Python workers with PYSPARK_PYTHON (else `python3` on PATH): locally,
+    # this interpreter, for the time of the session.
+    unset = master.startswith("local") and "PYSPARK_PYTHON" not in os.environ
+    if unset:
+        os.environ["PYSPARK_PYTHON"] = sys.executable
+    try:
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel("WARN")
+        try:
+            yield spark
+        finally:
+            spark.stop()
+    finally:
+        if unset:
+            os.environ.pop("PYSPARK_PYTHON", None)
+
+
+@contextmanager
+def task_progress(spark: Any, desc: str) -> Iterator[None]:
+    """A tqdm bar over the tasks (partitions) of the Spark jobs run inside the block."""
+    tracker, stop = spark.sparkContext.statusTracker(), threading.Event()
+    bar = tqdm(desc=desc, unit="tasks", total=0)
+
+    def poll() -> None:
+        seen: dict[int, tuple[int, int]] = {}
+        while not stop.wait(0.5):
+            for sid in {*seen, *tracker.getActiveStageIds()}:
+                info = tracker.getStageInfo(sid)
+                if info is not None:
+                    seen[sid] = (info.numTasks, info.numCompletedTasks)
+            bar.total = sum(t for t, _ in seen.values())
+            bar.n = sum(d for _, d in seen.values())
+            bar.refresh()
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        bar.close()
+
+
+def probe_rows(df: Any, model: ServedVersion, rows: int) -> Any:
+    """`rows` rows of `df`, again with every string input unseen, and again with every optional
+    string/floating input missing: what the expression is checked on."""
+    from pyspark.sql import functions as F
+
+    types = dict(df.dtypes)
+    sample = df.select(*model.inputs).limit(rows)
+    unseen = sample.select(
+        *[F.lit(UNSEEN).alias(c) if types[c] == "string" else F.col(c) for c in model.inputs]
+    )
+    nullable = {c for c in model.optional if types[c] in {"string", *FLOATING}}
+    missing = sample.select(
+        *[F.lit(None).cast(types[c]).alias(c) if c in nullable else F.col(c) for c in model.inputs]
+    )
+    return sample.unionByName(unseen).unionByName(missing)
+
+
+def verify_expression(df: Any, model: ServedVersion, expr: str, rows: int) -> float:
+    """The largest |SQL - pyfunc| on the probe rows; SqlUnusable beyond TOLERANCE."""
+    from pyspark.sql import functions as F
+
+    probed = probe_rows(df, model, rows).withColumn("_sql", F.expr(expr)).toPandas()
+    got = probed.pop("_sql").to_numpy(dtype=np.float64)
+    want = np.asarray(model.pyfunc.predict(probed[model.inputs]), dtype=np.float64)
+    worst = float(np.max(np.abs(got - want))) if len(got) else 0.0
+    if not worst <= TOLERANCE:  # NaN fails too
+        raise SqlUnusable(f"the SQL expression differs from the pyfunc by {worst:.2e}")
+    return worst
+
+
+def uses_python(df: Any) -> bool:
+    """True when the physical plan of `df` runs Python (a UDF or pandas worker)."""
+    plan = str(df._jdf.queryExecution().executedPlan().toString())
+    return any(node in plan for node in ("Python", "ArrowEval", "MapInPandas", "BatchEval"))
+
+
+def read_input(
+    spark: Any, src: Path, model: ServedVersion, keys: Sequence[str], partitions: int | None
+) -> Any:
+    """`src`'s key and input columns with `_row` (the file order), spread over `partitions`
+    tasks when given (one task reads one parquet row group otherwise)."""
+    from pyspark.sql import functions as F
+
+    df = spark.read.parquet(str(src.resolve()))
+    check_columns(df.columns, model, keys, src)
+    df = df.select(*dict.fromkeys([*keys, *model.inputs]))
+    df = df.withColumn("_row", F.monotonically_increasing_id())
+    return df.repartition(partitions) if partitions else df
+
+
+def write_single(df: Any, dst: Path) -> None:
+    """Write `df` in `_row` order as ONE parquet file at `dst` (a temporary folder, then its one
+    part file renamed). coalesce(1) when the scoring is one task anyway; else repartition(1),
+    because coalesce(1) would pull the scoring itself into one task."""
+    tmp = dst.with_name(f".{dst.stem}.spark-tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    one = df.coalesce(1) if df.rdd.getNumPartitions() <= 1 else df.repartition(1)
+    ordered = one.sortWithinPartitions("_row").drop("_row")
+    ordered.write.mode("overwrite").option("compression", "snappy").parquet(str(tmp.resolve()))
+    parts = sorted(tmp.glob("part-*.parquet"))
+    if len(parts) != 1:
+        raise UserError(f"Spark wrote {len(parts)} part files into {tmp}, expected 1")
+    parts[0].replace(dst)
+    shutil.rmtree(tmp)
+
+
+def predictions(df: Any, probability: Any, model: ServedVersion, keys: Sequence[str]) -> Any:
+    """The output columns of the pandas engine, from the `probability` column expression."""
+    from pyspark.sql import functions as F
+
+    p = probability.cast("double")
+    return df.select(
+        *keys,
+        p.alias("probability"),
+        (p >= F.lit(model.threshold)).cast("int").alias("label"),
+        F.lit(model.name).alias("model_name"),
+        F.lit(model.version).cast("bigint").alias("model_version"),
+        F.lit(model.run_id).alias("run_id"),
+        "_row",
+    )
+
+
+def sql_or_reason(
+    spark: Any, sp: ScoreParams, model: ServedVersion, src: Path
+) -> tuple[str | None, str]:
+    """(the checked expression, '') or (None, why spark-udf runs instead)."""
+    df = spark.read.parquet(str(src.resolve()))
+    try:
+        expr = compiled_expression(model, dict(df.dtypes))
+        worst = verify_expression(df, model, expr, sp.verify_rows)
+    except SqlUnusable as exc:
+        log.warning("spark-sql cannot be used (%s): falling back to spark-udf", exc)
+        return None, str(exc)
+    log.info("spark-sql: expression of %d chars matches the pyfunc (worst %.1e)", len(expr), worst)
+    return expr, ""
+
+
+def probability_column(spark: Any, model: ServedVersion, expr: str | None) -> Any:
+    """P(positive) as a Column: the checked SQL expression, else the model's spark_udf."""
+    from pyspark.sql import functions as F
+
+    if expr is not None:
+        return F.expr(expr)
+    from mlflow.pyfunc import spark_udf
+
+    udf = spark_udf(spark, str(model.path), result_type="double", env_manager="local")
+    return udf(F.struct(*model.inputs))
+
+
+def score_spark(
+    sp: ScoreParams,
+    model: ServedVersion,
+    sources: Mapping[str, Path],
+    files: Mapping[str, Path],
+    keys: Sequence[str],
+) -> dict[str, Any]:
+    """Score every split on Spark; returns the report (engine that ran, fallback reason,
+    master, whether Python workers ran, rows and speed per split)."""
+    with spark_session(sp.batch_rows) as spark:
+        expr, reason = None, ""
+        if sp.engine == "spark-sql":
+            expr, reason = sql_or_reason(spark, sp, model, next(iter(sources.values())))
+        column = probability_column(spark, model, expr)
+        report: dict[str, Any] = {
+            "engine": "spark-sql" if expr is not None else "spark-udf",
+            "fallback_reason": reason or None,
+            "spark": {"master": spark.sparkContext.master, "version": spark.version},
+            "splits": {},
+        }
+        for split, src in sources.items():
+            start = time.perf_counter()
+            out = predictions(
+                read_input(spark, src, model, keys, sp.spark_partitions), column, model, keys
+            )
+            report["python_workers"] = uses_python(out)
+            with task_progress(spark, f"score {split}"):
+                write_single(out, files[split])
+            rows = pq.ParquetFile(files[split]).metadata.num_rows
+            report["splits"][split] = speed(rows, time.perf_counter() - start)
+    return report
