@@ -271,7 +271,7 @@ def test_sigkill_of_supervisord_then_status_up_and_down(
 def test_down_then_up_keeps_every_row_version_and_alias(
     fault_stack: StackSettings, baseline: tuple[int, list[str], int]
 ) -> None:
-    fd("stack", "down")
+    fd("stack", "down", POSTGRES_PORT="not-a-port")  # down needs only STACK_DIR
     assert procs.stack_processes(Path(ROOT_DIR)) == []
     t0 = time.monotonic()
     fd("stack", "up")

@@ -31,6 +31,31 @@ def _settings() -> StackSettings:
         raise settings_error(exc) from None
 
 
+def _settings_to_stop() -> StackSettings:
+    """For `down` and `status`: the settings, or when they cannot be read (a bad port in .env),
+    just STACK_DIR / STACK_TOOLS_DIR, which is all these two need."""
+    from pydantic import ValidationError
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    from flightdelay.core.config import StackSettings
+
+    try:
+        return _settings()
+    except UserError as exc:
+        if not isinstance(exc.__context__, ValidationError):
+            raise
+
+    class Where(BaseSettings):
+        model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+        stack_dir: Path = Path(".stack")
+        stack_tools_dir: Path | None = None
+
+    where = Where()
+    return StackSettings.model_construct(
+        stack_dir=where.stack_dir, stack_tools_dir=where.stack_tools_dir
+    )
+
+
 def _redacted(func: Callable[[], None]) -> Callable[[], None]:
     """No secret and no URL password in an error message of a stack command."""
     import functools
@@ -77,7 +102,7 @@ def down() -> None:
     STACK_DIR stays)."""
     from flightdelay.stack import manager
 
-    stray = manager.down(_settings())
+    stray = manager.down(_settings_to_stop())
     if stray:
         print(f"stopped processes supervisord no longer ran: {', '.join(stray)}")
     print("stack is down")
@@ -87,7 +112,7 @@ def status() -> None:
     """Each service's state (exit 3 unless every one is RUNNING)."""
     from flightdelay.stack import manager
 
-    states = manager.status(_settings())
+    states = manager.status(_settings_to_stop())
     if not states:
         print("stack is down")
         raise typer.Exit(3)
