@@ -91,10 +91,6 @@ def test_predictions_equal_predict_proba(served: tuple[TestClient, object]) -> N
     ("mutate", "status", "needle"),
     [
         (lambda r: r | {"carrier": 7.5}, 422, "field 'carrier': Input should be a string or an"),
-        (lambda r: r | {"carrier": True}, 422, "field 'carrier'"),
-        (lambda r: r | {"distance": True}, 422, "field 'distance'"),
-        (lambda r: r | {"distance": " 12 "}, 422, "field 'distance'"),
-        (lambda r: r | {"distance": "1_000"}, 422, "field 'distance'"),
         (lambda r: r | {"distance": "far"}, 422, "field 'distance'"),
         (
             lambda r: {k: v for k, v in r.items() if k != "origin"},

@@ -25,7 +25,8 @@ def _add_components(schema: dict[str, Any], *models: Any) -> list[dict[str, str]
 
 def predict_request_body(served: ServedModel, schema: dict[str, Any]) -> dict[str, Any]:
     """The /predict requestBody for `served`; adds its record and columns models to `schema`'s
-    components."""
+    components. (JSON Schema cannot say that every column has the same length: a columnar body
+    whose columns differ is a 422 naming them.)"""
     record_ref, columns_ref = _add_components(schema, served.schemas.record, served.schemas.columns)
     examples = {}
     if served.example:
@@ -35,7 +36,8 @@ def predict_request_body(served: ServedModel, schema: dict[str, Any]) -> dict[st
             "a list": {"value": [ex, ex]},
             "columns": {"value": {"columns": {k: [v, v] for k, v in ex.items()}}},
         }
-    one_of = [record_ref, {"type": "array", "items": record_ref}, columns_ref]
+    listed = {"type": "array", "items": record_ref, "minItems": 1}
+    one_of = [record_ref, listed | {"maxItems": served.schemas.max_batch}, columns_ref]
     return {
         "required": True,
         "content": {"application/json": {"schema": {"oneOf": one_of}, "examples": examples}},

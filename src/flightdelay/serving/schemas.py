@@ -10,7 +10,16 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, TypeAdapter, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic.types import AllowInfNan
 
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
@@ -55,6 +64,7 @@ class RequestSchemas:
     numeric: tuple[str, ...]
     wording: ModelWording
     answers: tuple[type[BaseModel], type[BaseModel]]  # (records answer, columns answer)
+    max_batch: int  # records per body (API_MAX_BATCH)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -116,6 +126,7 @@ def build_request_schemas(
         numeric=tuple(numeric),
         wording=w,
         answers=answer_models(w),
+        max_batch=max_batch,
     )
 
 
@@ -173,21 +184,48 @@ class PredictResponse(BaseModel):
 MAX_VERSION = 2**31 - 1  # the registry stores versions as 32-bit integers
 
 
+def _assign_schema(schema: dict[str, Any]) -> None:
+    """ModelAssign's JSON schema as validation enforces it: no nulls, exactly one of the two."""
+    for prop in schema.get("properties", {}).values():
+        options = [o for o in prop.pop("anyOf", []) if o.get("type") != "null"]
+        if options:
+            prop.update(options[0])
+        prop.pop("default", None)
+    schema["oneOf"] = [{"required": ["alias"]}, {"required": ["version"]}]
+
+
 class ModelAssign(BaseModel):
     """POST /model: serve another alias or version fleet-wide (exactly one of the two)."""
 
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
-        json_schema_extra={
-            "examples": [{"alias": "challenger"}, {"version": 1, "reason": "incident 42"}]
-        },
+        json_schema_extra=cast(Any, _assign_schema),
     )
     alias: str | None = Field(
-        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$",
+        examples=["challenger"],
     )
-    version: int | None = Field(default=None, ge=1, le=MAX_VERSION)
+    version: int | None = Field(default=None, ge=1, le=MAX_VERSION, examples=[1])
     reason: str | None = Field(default=None, max_length=500, description="why (audited)")
+
+    @field_validator("alias", "version", "reason", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("must not be null (leave the field out instead)")
+        if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_VERSION:
+            return int(value)  # JSON Schema's integer: 2.0 is the version 2 (a bool stays one)
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelAssign:
+        if (self.alias is None) == (self.version is None):
+            raise ValueError("give exactly one of 'alias' or 'version'")
+        return self
 
 
 class ModelInfo(BaseModel):
