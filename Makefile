@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help install run test test-fast lint type format bench serve demo ui shell stack-up \
-        stack-down stack-status doctor system-deps clean k8s-check prometheus-check bench-scale
+        stack-down stack-status doctor system-deps clean k8s-check prometheus-check bench-scale score
 
 help: ## Show this menu
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,6 +61,10 @@ bench: install system-deps ## Benchmarks -> reports/bench/*.json (load, repro, s
 	python benchmarks/bench_repro.py
 	python benchmarks/bench_serving.py
 	python benchmarks/bench_stack.py
+
+score: install ## Score the feature table with models:/<name>@serving (params.yaml score.engine) -> data/predictions/
+	dvc repro features
+	eval "$$(python -c 'import yaml; print(yaml.safe_load(open("dvc.yaml"))["stages"]["score"]["cmd"])')"
 
 bench-scale: install ## Scale benchmark (synthetic x1/x4/x16 flights) -> reports/bench/scale.{json,png}
 	python benchmarks/bench_scale.py

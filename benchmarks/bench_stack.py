@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from flightdelay.core.config import StackSettings  # noqa: E402
 from flightdelay.stack import manager  # noqa: E402
+from flightdelay.stack.validate import SECRETS  # noqa: E402
 
 OUT = ROOT / "reports/bench/stack.json"
 # below Linux's ephemeral range (32768-60999), away from the defaults and the stack tests' ports
@@ -70,7 +72,10 @@ def memory_mb(pid: int) -> tuple[float, float]:
 def main() -> None:
     os.chdir(ROOT)  # the API replicas run here (params.yaml)
     state = ROOT / ".stack" / "bench"  # git-ignored, like every stack state folder
-    settings = StackSettings(stack_dir=state, stack_tools_dir=ROOT / ".stack" / "tools", **PORTS)  # type: ignore[arg-type]
+    fresh = {name: secrets.token_urlsafe(24) for name in SECRETS}  # placeholders are refused
+    settings = StackSettings(
+        stack_dir=state, stack_tools_dir=ROOT / ".stack" / "tools", **PORTS, **fresh
+    )  # type: ignore[arg-type]
     manager.down(settings)
     shutil.rmtree(state, ignore_errors=True)
     t0 = time.monotonic()

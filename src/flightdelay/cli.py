@@ -49,16 +49,17 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 def mlflow_client_env(func: Callable[P, R]) -> Callable[P, R]:
-    """Run the command in a process whose environment has MLflow's client knobs
-    (:data:`~flightdelay.core.tracking.STAGE_CLIENT_ENV`): when one is missing, the command
-    re-executes itself once with them added (MLflow reads them only from the environment, and
-    this keeps the process's own environment untouched at call time)."""
+    """Run the command in a process whose environment holds what MLflow's client reads from it
+    (:func:`~flightdelay.core.tracking.client_env`: timeouts, retries and, for a server, the
+    credentials from .env): when something is missing, the command re-executes itself once with
+    it added, so the process's environment is never written at call time."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from flightdelay.core.tracking import STAGE_CLIENT_ENV
+        from flightdelay.core.config import get_pipeline_settings
+        from flightdelay.core.tracking import client_env
 
-        missing = {k: v for k, v in STAGE_CLIENT_ENV.items() if k not in os.environ}
+        missing = client_env(get_pipeline_settings(), os.environ)
         if missing:
             argv = [sys.executable, "-m", "flightdelay.cli", *sys.argv[1:]]
             os.execve(sys.executable, argv, {**os.environ, **missing})
@@ -202,9 +203,11 @@ def rollback_cmd(
 
 def _mount_optional() -> None:
     """Mount the service and stack command groups (their modules import lazily inside)."""
+    from flightdelay.pipeline.score_cli import register as register_score
     from flightdelay.serving.cli import register as register_serving
     from flightdelay.stack.cli import register as register_stack
 
+    register_score(app, user_errors, mlflow_client_env)
     register_serving(app, user_errors)
     register_stack(app, user_errors)
 

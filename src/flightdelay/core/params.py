@@ -143,6 +143,19 @@ class RegisterParams(_Strict):
     min_improvement: float = Field(default=0.0, ge=0)
 
 
+ScoreEngine = Literal["pandas", "spark-udf", "spark-sql"]
+
+
+class ScoreParams(_Strict):
+    """Stage score (`make score`): how the model at `@serving` scores the feature table."""
+
+    engine: ScoreEngine = "pandas"
+    # rows per pandas batch / Spark Arrow batch / chunk written to the `predictions` table
+    batch_rows: int = Field(default=100_000, gt=0)
+    verify_rows: int = Field(default=2_000, gt=0)  # rows the spark-sql expression is checked on
+    spark_partitions: int | None = Field(default=None, gt=0)  # null: one task per row group
+
+
 class Params(_Strict):
     get_data: GetDataParams
     load: LoadParams
@@ -151,6 +164,7 @@ class Params(_Strict):
     mlflow: MlflowParams
     # `register` would shadow ABCMeta.register on the model class.
     registry: RegisterParams = Field(alias="register")
+    score: ScoreParams = Field(default_factory=ScoreParams)
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -2,8 +2,8 @@
 
 :class:`Tracking` is built from settings; every call goes through its `MlflowClient`, so two
 stores can be used side by side in one process (the tests do) and nothing leaks between them.
-For a tracking server the basic-auth credentials from settings / `.env` travel in the client's
-URI (never logged: :func:`~flightdelay.core.config.mask_url` hides them in every message).
+For a tracking server MLflow takes the basic-auth credentials from the environment: the
+`flightdelay` commands start with them there (:func:`client_env`), never in a URI.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import pandas as pd
 
@@ -40,15 +39,16 @@ STAGE_CLIENT_ENV = {
 }
 
 
-def client_uri(settings: TrackingSettings) -> str:
-    """MLFLOW_TRACKING_URI, with the basic-auth credentials in it for an http(s) server."""
-    uri = settings.mlflow_tracking_uri
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or "@" in parts.netloc:
-        return uri
-    user = quote(settings.mlflow_tracking_username, safe="")
-    password = quote(settings.mlflow_tracking_password.get_secret_value(), safe="")
-    return urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.netloc}"))
+def client_env(settings: TrackingSettings, environ: Mapping[str, str]) -> dict[str, str]:
+    """What a process talking to MLflow needs in its environment and `environ` lacks:
+    :data:`STAGE_CLIENT_ENV`, and for an http(s) server the basic-auth credentials from the
+    settings (.env). MLflow reads credentials only from the environment; they never go into a
+    URI (MLflow prints its tracking URI in "View run" lines)."""
+    wanted = dict(STAGE_CLIENT_ENV)
+    if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+        wanted["MLFLOW_TRACKING_USERNAME"] = settings.mlflow_tracking_username
+        wanted["MLFLOW_TRACKING_PASSWORD"] = settings.mlflow_tracking_password.get_secret_value()
+    return {k: v for k, v in wanted.items() if k not in environ}
 
 
 def is_local_store(uri: str) -> bool:
@@ -85,8 +85,7 @@ class Tracking:
         self.settings = settings
         self.uri = settings.mlflow_tracking_uri
         self.masked_uri = mask_url(self.uri)
-        uri = client_uri(settings)
-        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def check(self) -> Tracking:
         """Fail with one line naming the store when it cannot be reached; returns self."""
@@ -187,9 +186,7 @@ class Tracking:
         from mlflow.artifacts import download_artifacts
 
         source = self.client.get_model_version(name, version).source
-        local = download_artifacts(
-            artifact_uri=source, dst_path=str(dst), tracking_uri=client_uri(self.settings)
-        )
+        local = download_artifacts(artifact_uri=source, dst_path=str(dst), tracking_uri=self.uri)
         return Path(local)
 
     def load_pyfunc(self, name: str, version: str, dst: Path) -> Any:

@@ -40,8 +40,8 @@ from flightdelay.core.db import (
     write_parquet,
 )
 from flightdelay.core.errors import UserError
+from flightdelay.core.params import ScoreParams, load_params
 from flightdelay.core.tracking import PIPELINE_FILE, Tracking
-from flightdelay.pipeline.score_params import ScoreParams, read_params
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,8 @@ def speed(rows: int, seconds: float) -> dict[str, float]:
 def main(data_dir: str, out_dir: str) -> None:
     """Run the stage with params.yaml, MLFLOW_TRACKING_URI and DATABASE_URL."""
     settings = get_pipeline_settings()
-    params, sp = read_params(settings.params_path)
+    params = load_params(settings.params_path)
+    sp = params.score
     out = Path(out_dir)
     sources = input_files(params, Path(data_dir))
     tracking = Tracking(settings).check()

@@ -8,9 +8,12 @@ from typing import Any
 import typer
 
 
-def register(app: typer.Typer, user_errors: Callable[[Any], Any]) -> None:
-    """Add `score` to the main CLI; the stage module is imported only when it runs."""
-    app.command("score")(user_errors(score_cmd))
+def register(
+    app: typer.Typer, user_errors: Callable[[Any], Any], client_env: Callable[[Any], Any]
+) -> None:
+    """Add `score` to the main CLI (with MLflow's client environment, as the other MLflow
+    commands); the stage module is imported only when it runs."""
+    app.command("score")(user_errors(client_env(score_cmd)))
 
 
 def score_cmd(

@@ -30,8 +30,8 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from flightdelay.core.errors import UserError
+from flightdelay.core.params import ScoreParams
 from flightdelay.pipeline.score import ServedVersion, check_columns, speed
-from flightdelay.pipeline.score_params import ScoreParams
 from flightdelay.pipeline.score_sql import FLOATING, SqlUnusable, compiled_expression
 
 log = logging.getLogger(__name__)
