@@ -61,15 +61,18 @@ def install(app: FastAPI) -> None:
 async def read_body(request: Request, limit: int) -> bytes | None:
     """The request body straight from the ASGI channel: what `Request.body()` returns, without
     its async generator (one message and no copy for a small body). None once it passes `limit`
-    bytes: reading stops there, and a declared `Content-Length` beyond it is refused before
-    anything is read."""
-    for key, value in request.scope["headers"]:
-        if key == b"content-length":
-            if not value.isdigit() or int(value) > limit:
-                return None
-            break
-    chunks = []
-    size = 0
+    bytes: reading stops there. A body that does not come in one message is refused after that
+    first message when its declared `Content-Length` passes the limit (the hot path, one
+    message, never looks at the headers)."""
+    message = await request.receive()
+    if message["type"] != "http.request":
+        raise ClientDisconnect()
+    chunk = message.get("body", b"")
+    if not message.get("more_body", False):
+        return chunk if len(chunk) <= limit else None
+    if declared_too_large(request, limit) or len(chunk) > limit:
+        return None
+    chunks, size = [chunk], len(chunk)
     while True:
         message = await request.receive()
         if message["type"] != "http.request":
@@ -80,7 +83,15 @@ async def read_body(request: Request, limit: int) -> bytes | None:
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return b"".join(chunks)
+
+
+def declared_too_large(request: Request, limit: int) -> bool:
+    """Whether the request's `Content-Length` is malformed or passes `limit`."""
+    for key, value in request.scope["headers"]:
+        if key == b"content-length":
+            return not value.isdigit() or int(value) > limit
+    return False
 
 
 _UNION_TAGS = {"str", "int", "float", "constrained-str", "constrained-int"}
