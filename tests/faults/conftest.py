@@ -81,18 +81,23 @@ def fault_stack() -> Iterator[StackSettings]:
     fd("stack", "down", check=False)
     subprocess.run(["rm", "-rf", FAULT_ENV["STACK_DIR"]], check=True)
     fd("stack", "up")
-    settings = fault_settings()
-    tracking = ServiceSettings(
-        _env_file=None,  # type: ignore[call-arg]
-        mlflow_tracking_uri=f"http://127.0.0.1:{settings.nginx_mlflow_port}",
-        mlflow_tracking_username=settings.mlflow_tracking_username,
-        mlflow_tracking_password=settings.mlflow_tracking_password,
-        model_name="tiny",
-    )
-    register_tiny(tracking)
-    for port in (28001, 28002):
-        wait_ready(port)
-    try:
+    try:  # a failed set-up must not leave the stack running either
+        settings = fault_settings()
+        tracking = ServiceSettings(
+            _env_file=None,  # type: ignore[call-arg]
+            mlflow_tracking_uri=f"http://127.0.0.1:{settings.nginx_mlflow_port}",
+            mlflow_tracking_username=settings.mlflow_tracking_username,
+            mlflow_tracking_password=settings.mlflow_tracking_password,
+            model_name="tiny",
+        )
+        # MLflow takes a server's credentials from the environment only (as the CLI passes them)
+        secret = settings.mlflow_tracking_password.get_secret_value()
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("MLFLOW_TRACKING_USERNAME", settings.mlflow_tracking_username)
+            env.setenv("MLFLOW_TRACKING_PASSWORD", secret)
+            register_tiny(tracking)
+        for port in (28001, 28002):
+            wait_ready(port)
         yield settings
     finally:
         fd("stack", "down", check=False)
