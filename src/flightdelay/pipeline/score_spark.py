@@ -77,21 +77,16 @@ def spark_session(batch_rows: int) -> Iterator[Any]:
     builder = SparkSession.builder.master(master).appName("flightdelay-score")
     for key, value in spark_conf(master, batch_rows).items():
         builder = builder.config(key, value)
-    # PySpark starts its Python workers with PYSPARK_PYTHON (else `python3` on PATH): locally,
-    # this interpreter, for the time of the session.
-    unset = master.startswith("local") and "PYSPARK_PYTHON" not in os.environ
-    if unset:
-        os.environ["PYSPARK_PYTHON"] = sys.executable
+    spark = builder.getOrCreate()
+    # PySpark's Python workers run `SparkContext.pythonExec` (PYSPARK_PYTHON, else `python3` on
+    # PATH). Locally they must run this interpreter: set it on the context, not the environment.
+    if master.startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+        spark.sparkContext.pythonExec = sys.executable
+    spark.sparkContext.setLogLevel("WARN")
     try:
-        spark = builder.getOrCreate()
-        spark.sparkContext.setLogLevel("WARN")
-        try:
-            yield spark
-        finally:
-            spark.stop()
+        yield spark
     finally:
-        if unset:
-            os.environ.pop("PYSPARK_PYTHON", None)
+        spark.stop()
 
 
 @contextmanager

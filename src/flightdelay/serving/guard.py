@@ -94,13 +94,14 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
-async def read_bounded(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None once it passes `limit` bytes (reading stops there). Raises
-    ClientDisconnect when the client leaves mid-body."""
+async def read_bounded(receive: Receive, limit: int, first: bytes = b"") -> bytes | None:
+    """The whole body (after `first`, a chunk the caller already received), or None once it
+    passes `limit` bytes (reading stops there). Raises ClientDisconnect when the client leaves
+    mid-body."""
     from starlette.requests import ClientDisconnect
 
-    chunks: list[bytes] = []
-    size = 0
+    chunks = [first] if first else []
+    size = len(first)
     while True:
         message = await receive()
         if message["type"] != "http.request":

@@ -20,7 +20,7 @@ from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
-from flightdelay.serving.guard import DISCONNECTED
+from flightdelay.serving.guard import DISCONNECTED, read_bounded
 from flightdelay.serving.metrics import ServiceMetrics
 from flightdelay.serving.openapi import error_responses
 from flightdelay.serving.responses import JSONAnswer, ORJSONResponse, error
@@ -72,18 +72,7 @@ async def read_body(request: Request, limit: int) -> bytes | None:
         return chunk if len(chunk) <= limit else None
     if declared_too_large(request, limit) or len(chunk) > limit:
         return None
-    chunks, size = [chunk], len(chunk)
-    while True:
-        message = await request.receive()
-        if message["type"] != "http.request":
-            raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    return await read_bounded(request.receive, limit, first=chunk)
 
 
 def declared_too_large(request: Request, limit: int) -> bool:
