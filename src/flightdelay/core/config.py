@@ -119,6 +119,9 @@ class ServiceSettings(TrackingSettings):
     api_workers: int = 1
     api_max_batch: int = 10_000
     api_max_body_bytes: int = Field(default=32 * 1024 * 1024, gt=0)  # /predict: 413 beyond
+    api_max_header_bytes: int = Field(default=64 * 1024, gt=0)  # request line + headers: 431
+    api_header_timeout_seconds: float = Field(default=10.0, gt=0)  # to the end of the head: 408
+    api_body_timeout_seconds: float = Field(default=30.0, gt=0)  # head to end of body: 408
     api_retry_min_seconds: float = 1.0
     api_retry_max_seconds: float = 30.0
     api_instance: str = ""  # x-served-by header; default host:pid
@@ -135,6 +138,7 @@ class StackSettings(PipelineSettings, ServiceSettings):
     postgres_port: int = 55432
     postgres_mlflow_db: str = "mlflow"
     postgres_features_db: str = "features"
+    postgres_mlflow_auth_db: str = "mlflow_auth"  # MLflow's users and permissions (basic-auth)
     postgres_readonly_user: str = "reader"
     postgres_readonly_password: SecretStr = SecretStr("change-me-reader")
     aws_access_key_id: str = "flightdelay"
@@ -143,6 +147,8 @@ class StackSettings(PipelineSettings, ServiceSettings):
     s3_bucket_mlflow: str = "mlflow"
     s3_bucket_dvc: str = "dvc"
     mlflow_port: int = 55000
+    # MLflow's basic-auth app signs its sessions and CSRF tokens with this (stable across restarts)
+    mlflow_flask_server_secret_key: SecretStr = SecretStr("change-me-flask-secret")
     pgadmin_port: int = 55050
     seaweed_base_port: int = 58900  # SeaweedFS's internal master/volume/filer ports start here
     pgadmin_email: str = "admin@example.com"

@@ -60,6 +60,7 @@ def serve(
     import uvicorn
 
     from flightdelay.core.config import get_service_settings
+    from flightdelay.serving.protocol import IMPORT_PATH
 
     s = get_service_settings()
     env = service_env(os.environ, s)
@@ -77,6 +78,7 @@ def serve(
         host=host or s.api_host,
         port=port or s.api_port,
         workers=workers or s.api_workers,
+        http=IMPORT_PATH,  # head size limit, head and body deadlines (serving/protocol.py)
         access_log=False,
         log_level="info",
     )

@@ -9,10 +9,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from flightdelay.serving.responses import ORJSONResponse
 
 MAX_ERRORS = 20
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def clean_errors(errors: Any) -> list[dict[str, Any]]:
@@ -36,12 +38,28 @@ async def validation_error(_: Request, exc: Exception) -> ORJSONResponse:
     return ORJSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
 
-async def http_error(_: Request, exc: Exception) -> ORJSONResponse:
-    """Starlette's HTTP errors (404, 405, ...) in the one shape, headers kept."""
+async def http_error(request: Request, exc: Exception) -> ORJSONResponse:
+    """Starlette's HTTP errors (404, 405, ...) in the one shape, headers kept; a 405's `Allow`
+    lists the methods of every route on the path (Starlette names only the first route's, so
+    `OPTIONS /model` said `GET` although `POST /model` exists)."""
     assert isinstance(exc, HTTPException)
-    return ORJSONResponse(
-        {"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return ORJSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the app fully matches on the request's path, sorted (asked
+    of each route through Starlette's public `matches`, included routers too)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 def install_error_handlers(app: FastAPI) -> None:
