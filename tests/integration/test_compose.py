@@ -240,6 +240,7 @@ def test_the_postgres_init_script_runs_on_a_real_cluster(tmp_path: Path) -> None
                 "POSTGRES_READONLY_PASSWORD": "it's:a s3cr3t",
                 "POSTGRES_MLFLOW_DB": "mlflow",
                 "POSTGRES_FEATURES_DB": "features",
+                "POSTGRES_MLFLOW_AUTH_DB": "mlflow_auth",
             }
         )
         script = ROOT / "Docker/postgres/10-flightdelay.sh"
@@ -264,6 +265,11 @@ def test_the_postgres_init_script_runs_on_a_real_cluster(tmp_path: Path) -> None
                 cur.execute("INSERT INTO later VALUES (2)")
         reader.close()
         owner.close()
+        with pytest.raises(psycopg2.OperationalError, match="permission denied"):
+            psycopg2.connect(
+                host=pg["host"], port=pg["port"], user="reader", password="it's:a s3cr3t",
+                dbname="mlflow_auth",
+            )  # fmt: skip
 
 
 def test_dockerfiles_match_the_spec() -> None:
@@ -279,7 +285,7 @@ def test_dockerfiles_match_the_spec() -> None:
     assert exposed("api") == {COMPOSE_PORTS["api"]}
     assert exposed("mlflow") == {COMPOSE_PORTS["mlflow"]}
     assert exposed("nginx") == set(COMPOSE_NGINX_PORTS.values())
-    assert f'"mlflow=={version("mlflow")}"' in (docker / "mlflow.Dockerfile").read_text()
+    assert f'"mlflow[auth]=={version("mlflow")}"' in (docker / "mlflow.Dockerfile").read_text()
     api = (docker / "api.Dockerfile").read_text()
     steps = [ln for ln in api.splitlines() if not ln.startswith("#")]
     assert "--extras serving" in api and not any("params.yaml" in ln for ln in steps)

@@ -25,11 +25,13 @@ STACK_ENV = {
     "MLFLOW_TRACKING_PASSWORD": "mlflow-test-secret",
     "PGADMIN_PASSWORD": "pgadmin-test-secret",
     "API_TOKEN": "api-test-token",
+    "MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-test-secret",
     "POSTGRES_PORT": "26432",
     "S3_PORT": "26333",
     "SEAWEED_BASE_PORT": "26900",
     "MLFLOW_PORT": "26000",
     "PGADMIN_PORT": "26050",
+    "PROMETHEUS_PORT": "26090",
     "API_REPLICA_PORTS": "18001,18002",
     "API_POLL_SECONDS": "2",
     "NGINX_HTTP_PORT": "18080",
@@ -56,6 +58,16 @@ def stack_settings() -> StackSettings:
     return StackSettings(**{k.lower(): v for k, v in STACK_ENV.items()})  # type: ignore[arg-type]
 
 
+def _with_newer_settings(env: dict[str, str]) -> dict[str, str]:
+    """Another suite's stack table (tests/faults) written before a setting existed: a test secret
+    for a newer secret, and newer internal ports next to its MLflow port (not the defaults,
+    which a developer's own stack holds)."""
+    out = {"MLFLOW_FLASK_SERVER_SECRET_KEY": "flask-other-suite-secret"} | env
+    if "MLFLOW_PORT" in env:
+        out.setdefault("PROMETHEUS_PORT", str(int(env["MLFLOW_PORT"]) + 90))
+    return out
+
+
 def flightdelay(
     *args: str,
     cwd: Path | None = None,
@@ -74,6 +86,8 @@ def flightdelay(
     ):
         env.pop(var, None)
     env.update(STACK_ENV if stack_env is None else stack_env)
+    if stack_env is not None and "STACK_DIR" in stack_env:
+        env = _with_newer_settings(env)
     proc = subprocess.run(
         ["flightdelay", *args],
         cwd=cwd or workdir(),
@@ -93,7 +107,7 @@ def stack_processes() -> list[str]:
     """Command lines of processes that belong to the test stack."""
     # ww: full command lines (else ps cuts them at COLUMNS, which pytest sets)
     out = subprocess.run(["ps", "-eww", "-o", "args"], capture_output=True, text=True).stdout
-    marks = (STACK_ENV["STACK_DIR"], ":18001", "18001", "26432", "26333", "26000", "26050")
+    marks = (STACK_ENV["STACK_DIR"], ":18001", "18001", "26432", "26333", "26000", "26050", "26090")
     return [
         line
         for line in out.splitlines()

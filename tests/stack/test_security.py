@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import psycopg2
 import pytest
+from pydantic import SecretStr
 
 from flightdelay.core.config import StackSettings
 from flightdelay.stack import procs
@@ -80,9 +81,63 @@ def test_every_port_of_the_stack_is_bound_to_loopback(stack: StackSettings) -> N
     assert wild == []
 
 
+def _login(settings: StackSettings) -> tuple[str, str]:
+    return settings.mlflow_tracking_username, settings.mlflow_tracking_password.get_secret_value()
+
+
 def test_mlflow_health_needs_its_backend_store(stack: StackSettings) -> None:
-    r = httpx.get(f"http://127.0.0.1:{stack.mlflow_port}{MLFLOW_PROBE}", timeout=5)
+    """The stack's health check of MLflow is a signed REST call that needs the backend store;
+    MLflow's own /health stays open (it proves nothing about the store)."""
+    url = f"http://127.0.0.1:{stack.mlflow_port}"
+    r = httpx.get(f"{url}{MLFLOW_PROBE}", auth=_login(stack), timeout=5)
     assert r.status_code == 200 and "experiments" in r.json()
+    assert httpx.get(f"{url}/health", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("where", ["mlflow_port", "nginx_mlflow_port"])
+def test_mlflow_checks_credentials_itself_for_rest_and_artifacts(
+    stack: StackSettings, where: str
+) -> None:
+    """MLflow's basic-auth app: its own port refuses a local user without the password as
+    nginx's port does (nginx passes the header through; MLflow checks it once)."""
+    base = f"http://127.0.0.1:{getattr(stack, where)}"
+    artifact = f"{base}/api/2.0/mlflow-artifacts/artifacts/auth-probe/{where}.txt"
+    put = httpx.put(artifact, content=b"probe", auth=_login(stack), timeout=10)
+    assert put.status_code == 200, put.text[:200]
+    wrong = (stack.mlflow_tracking_username, "not-the-password")
+    for url in (f"{base}{MLFLOW_PROBE}", artifact):
+        assert httpx.get(url, timeout=10).status_code == 401, url
+        assert httpx.get(url, auth=wrong, timeout=10).status_code == 401, url
+        assert httpx.get(url, auth=_login(stack), timeout=10).status_code == 200, url
+    assert httpx.get(artifact, auth=_login(stack), timeout=10).content == b"probe"
+    assert httpx.put(artifact, content=b"x", timeout=10).status_code == 401
+
+
+def test_reader_cannot_open_mlflows_auth_database(stack: StackSettings) -> None:
+    with pytest.raises(psycopg2.OperationalError, match="permission denied"):
+        _reader(stack, stack.postgres_mlflow_auth_db)
+    owner = pg_connect(stack, stack.postgres_mlflow_auth_db)  # MLflow's role: its users table
+    with owner.cursor() as cur:
+        cur.execute("SELECT is_admin FROM users WHERE username = %s", (_login(stack)[0],))
+        assert cur.fetchone() == (True,)
+    owner.close()
+
+
+def test_a_changed_mlflow_password_is_taken_by_stack_up(stack: StackSettings) -> None:
+    """MLflow ignores its configured admin password once the admin exists; the stack's set-up
+    writes the one in .env (here as `stack up` runs it, then back)."""
+    from flightdelay.stack.bootstrap import ensure_mlflow_admin
+
+    url = f"http://127.0.0.1:{stack.mlflow_port}{MLFLOW_PROBE}"
+    rotated = stack.model_copy(update={"mlflow_tracking_password": SecretStr("rotated-s3cr3t")})
+    try:
+        assert ensure_mlflow_admin(rotated) is True
+        assert httpx.get(url, auth=_login(rotated), timeout=10).status_code == 200
+        assert httpx.get(url, auth=_login(stack), timeout=10).status_code == 401
+        assert ensure_mlflow_admin(rotated) is False  # already so: nothing written
+    finally:
+        ensure_mlflow_admin(stack)
+    assert httpx.get(url, auth=_login(stack), timeout=10).status_code == 200
 
 
 def test_seaweedfs_volume_and_filer_ports_refuse_requests_without_a_jwt(

@@ -25,12 +25,13 @@ GOOD = {
     "mlflow_tracking_password": "mlflow-s3cr3t",
     "pgadmin_password": "pgadmin-s3cr3t",
     "api_token": "api-s3cr3t",
+    "mlflow_flask_server_secret_key": "flask-s3cr3t",
 }
 # ports no other test uses
 PORTS = {"postgres_port": 21432, "s3_port": 21333, "seaweed_base_port": 21900}
 PORTS |= {"mlflow_port": 21000, "pgadmin_port": 21050, "api_replica_ports": "21001,21002"}
 PORTS |= {"nginx_http_port": 21080, "nginx_https_port": 21443, "nginx_mlflow_port": 21580}
-PORTS |= {"nginx_pgadmin_port": 21550, "nginx_s3_port": 21090}
+PORTS |= {"nginx_pgadmin_port": 21550, "nginx_s3_port": 21090, "prometheus_port": 21190}
 
 
 def settings(tmp_path: Path, **extra: object) -> StackSettings:

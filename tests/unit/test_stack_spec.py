@@ -19,6 +19,7 @@ SECRETS = {
     "mlflow_tracking_password": "mlflow-s3cr3t",
     "pgadmin_password": "pgadmin-s3cr3t",
     "api_token": "api-s3cr3t",
+    "mlflow_flask_server_secret_key": "flask-s3cr3t",
 }
 
 
@@ -148,3 +149,39 @@ def test_bad_replica_ports_are_one_clear_error(tmp_path: Path, bad: str) -> None
 
     with pytest.raises(UserError, match="API_REPLICA_PORTS"):
         spec.services(native(tmp_path, api_replica_ports=bad), "flightdelay")
+
+
+def test_mlflow_checks_credentials_itself_with_no_secret_in_a_file_or_argument(
+    tmp_path: Path,
+) -> None:
+    """MLflow's basic-auth app (both backends): the ini names Postgres through libpq's variables
+    and holds no secret; the admin, the Flask key and the Postgres password come through the
+    environment; the health check is a signed call that needs the backend store."""
+    from flightdelay.stack.render import nginx_conf
+
+    for t in (native(tmp_path), Compose()):
+        mlflow = by_name(t)["mlflow"]
+        at = mlflow.command.index("--app-name")
+        assert mlflow.command[at + 1] == "basic-auth"
+        [ini] = mlflow.files
+        assert ini.mode == 0o600 and mlflow.env["MLFLOW_AUTH_CONFIG_PATH"] == ini.path
+        assert "database_uri = postgresql+psycopg2://\n" in ini.content
+        assert "default_permission = READ\n" in ini.content and "${" not in ini.content
+        assert mlflow.env["PGDATABASE"] == t.value("postgres_mlflow_auth_db")
+        assert mlflow.env["MLFLOW_AUTH_ADMIN_USERNAME"] == t.value("mlflow_tracking_username")
+        assert mlflow.health == spec.Health(mlflow.health.port, spec.MLFLOW_PROBE, auth=True)
+        mlflow_server = nginx_conf(t).split("# MLflow", 1)[1].split("# pgAdmin", 1)[0]
+        assert "auth_basic " not in mlflow_server.split("location /prometheus/")[0]
+    env = by_name(native(tmp_path))["mlflow"].env
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"] == SECRETS["mlflow_flask_server_secret_key"]
+    assert env["PGPASSWORD"] == SECRETS["postgres_password"]
+    for secret in SECRETS.values():
+        assert secret not in by_name(native(tmp_path))["mlflow"].files[0].content
+
+
+def test_the_auth_database_is_created_and_closed_to_the_reader() -> None:
+    assert "postgres_mlflow_auth_db" in bootstrap.DATABASES
+    grants = bootstrap.GRANTS["postgres_mlflow_auth_db"]
+    assert "REVOKE ALL ON DATABASE {db} FROM PUBLIC" in grants
+    assert not any("GRANT " in g for g in grants)
+

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # Statement templates: {owner}, {reader}, {db} are identifiers, {reader_password} a literal.
 IDENTIFIERS = {"owner": "postgres_user", "reader": "postgres_readonly_user"}
 LITERALS = {"reader_password": "postgres_readonly_password"}
-DATABASES = ("postgres_mlflow_db", "postgres_features_db")
+DATABASES = ("postgres_mlflow_db", "postgres_features_db", "postgres_mlflow_auth_db")
 CREATE_DATABASE = "CREATE DATABASE {db}"
 CREATE_ROLE = "CREATE ROLE {reader} LOGIN PASSWORD {reader_password}"
 ALTER_ROLE = "ALTER ROLE {reader} LOGIN PASSWORD {reader_password}"
@@ -46,7 +46,17 @@ MLFLOW_READER_GRANTS = (
     "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public"
     " REVOKE SELECT ON TABLES FROM {reader}",
 )
-GRANTS = {"postgres_features_db": READER_GRANTS, "postgres_mlflow_db": MLFLOW_READER_GRANTS}
+# run in MLflow's auth database (its users' password hashes and permissions): only the owner
+# connects; the read-only role, like every other role, cannot even open it
+AUTH_READER_GRANTS = (
+    "REVOKE ALL ON DATABASE {db} FROM PUBLIC",
+    "REVOKE ALL ON DATABASE {db} FROM {reader}",
+)
+GRANTS = {
+    "postgres_features_db": READER_GRANTS,
+    "postgres_mlflow_db": MLFLOW_READER_GRANTS,
+    "postgres_mlflow_auth_db": AUTH_READER_GRANTS,
+}
 # run for every database (ours and the cluster's own): no temporary tables but the owner's
 NO_TEMP = (
     "REVOKE TEMPORARY ON DATABASE {db} FROM PUBLIC",
@@ -137,6 +147,41 @@ def ensure_databases(settings: StackSettings) -> None:
             for grant in GRANTS[field]:
                 cur.execute(_statement(grant, settings, db))
         conn.close()
+
+
+def ensure_mlflow_admin(settings: StackSettings) -> bool:
+    """Keep MLflow's admin (MLFLOW_TRACKING_USERNAME) on the password in .env: MLflow creates it
+    on its first start and later ignores the configured password, so a changed
+    MLFLOW_TRACKING_PASSWORD is written here (as MLflow hashes it, werkzeug's scrypt/pbkdf2) into
+    its auth database. Returns True when it changed a password or admin flag."""
+    from werkzeug.security import check_password_hash, generate_password_hash
+
+    user = settings.mlflow_tracking_username
+    password = settings.mlflow_tracking_password.get_secret_value()
+    conn = pg_connect(settings, settings.postgres_mlflow_auth_db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('public.users') IS NOT NULL")
+            if not cur.fetchone()[0]:
+                return False  # first start: MLflow creates the admin from its environment
+            cur.execute("SELECT password_hash, is_admin FROM users WHERE username = %s", (user,))
+            row = cur.fetchone()
+            if row is None or (row[1] and check_password_hash(row[0], password)):
+                return False  # a new admin name: MLflow creates it
+            cur.execute(
+                "UPDATE users SET password_hash = %s, is_admin = true WHERE username = %s",
+                (generate_password_hash(password), user),
+            )
+            log.info("MLflow admin %s: password or admin flag updated from .env", user)
+            return True
+    finally:
+        conn.close()
+
+
+def ensure_postgres(settings: StackSettings) -> None:
+    """Everything the stack sets up in Postgres: databases, roles, grants, MLflow's admin."""
+    ensure_databases(settings)
+    ensure_mlflow_admin(settings)
 
 
 def ensure_buckets(settings: StackSettings) -> None:

@@ -146,8 +146,8 @@ CHECKS: list[tuple[str, str, Callable[[StackSettings], str]]] = [
     ),
     (
         "mlflow requires auth",
-        "nginx should answer 401 without credentials",
-        _http("/health", 401, "mlflow"),
+        "MLflow's basic-auth app should answer 401 without credentials (--app-name basic-auth)",
+        _http("/api/2.0/mlflow/experiments/search?max_results=1", 401, "mlflow"),
     ),
     (
         "mlflow with credentials",

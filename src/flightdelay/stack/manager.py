@@ -23,7 +23,7 @@ from flightdelay.stack.targets import Native
 log = logging.getLogger(__name__)
 # set-up done once a service answers (each idempotent)
 AFTER_START: dict[str, Callable[[StackSettings], None]] = {
-    "postgres": bootstrap.ensure_databases,
+    "postgres": bootstrap.ensure_postgres,
     "s3": bootstrap.ensure_buckets,
 }
 

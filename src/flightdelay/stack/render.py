@@ -89,12 +89,11 @@ def _api_servers(t: Target) -> str:
 
 def _tool_servers(t: Target) -> str:
     return f"""
-    # MLflow: UI and REST, basic auth; artifacts are proxied by the server to S3
+    # MLflow: UI and REST; its basic-auth app checks the credentials (nginx passes the
+    # Authorization header through); artifacts are proxied by the server to S3
     server {{
         {_listen(t, "mlflow")}
         client_max_body_size 0;
-        auth_basic "MLflow";
-        auth_basic_user_file {t.path("nginx", "htpasswd")};
         location / {{
             proxy_pass {_http(*t.addr("mlflow"))};
             proxy_set_header Host $http_host;
@@ -190,6 +189,26 @@ def seaweed_security(secret: str) -> str:
         key = hmac.new(secret.encode(), name.encode(), hashlib.sha256).hexdigest()
         out += [f"[{name}]", f'key = "{key}"', "expires_after_seconds = 10", ""]
     return "\n".join(out)
+
+
+# MLflow's basic-auth app. `default_permission = READ`: a user an admin adds later sees every
+# experiment and model but changes only what it creates or is granted (MLflow gives creators
+# MANAGE); the stack's one user, MLFLOW_TRACKING_USERNAME, is an admin and may do everything.
+MLFLOW_DEFAULT_PERMISSION = "READ"
+
+
+def mlflow_auth_ini() -> str:
+    """MLflow's basic_auth.ini (the same in both backends, no secret in it): the auth database
+    is Postgres, reached through libpq's PGHOST/PGPORT/PGUSER/PGPASSWORD/PGDATABASE; the admin
+    comes from MLFLOW_AUTH_ADMIN_USERNAME/PASSWORD."""
+    return (
+        "# Rendered by flightdelay.stack from the stack spec: do not edit.\n"
+        "[mlflow]\n"
+        f"default_permission = {MLFLOW_DEFAULT_PERMISSION}\n"
+        "database_uri = postgresql+psycopg2://\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "grant_default_workspace_access = false\n"
+    )
 
 
 # pgAdmin's own settings, the same in both backends (natively in config_distro.py, in compose

@@ -28,11 +28,12 @@ class File:
 @dataclass(frozen=True)
 class Health:
     """Up when a GET of `path` on `port` answers one of `ok` (`path` None: a Postgres login;
-    `port` 0: no probe, running is enough)."""
+    `port` 0: no probe, running is enough), with MLflow's credentials when `auth`."""
 
     port: int
     path: str | None = "/health"
     ok: tuple[int, ...] = (200,)
+    auth: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,16 +130,20 @@ def _s3(t: Target) -> Service:
 
 
 def _mlflow(t: Target) -> Service:
+    """MLflow with its basic-auth app: MLflow itself checks every REST, UI and artifact request
+    (its own port answers 401 without credentials; /health stays open). Its admin is
+    MLFLOW_TRACKING_USERNAME/PASSWORD; users and permissions live in their own database."""
     (pg_host, pg_port), (s3_host, s3_port) = t.addr("postgres"), t.addr("s3")
     _, port = t.addr("mlflow")
     owner = f"{t.value('postgres_user')}:{t.url_part('postgres_password')}"
     hosts = ["localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"]
     hosts += [] if isinstance(t, Native) else [f"{t.nginx_host}:*"]
-    command = [t.exe("mlflow"), "server", "--serve-artifacts"]
+    command = [t.exe("mlflow"), "server", "--app-name", "basic-auth", "--serve-artifacts"]
     command += ["--artifacts-destination", f"s3://{t.value('s3_bucket_mlflow')}/artifacts"]
     command += ["--host", t.bind(), "--port", str(port), "--workers", "2"]
     command += ["--allowed-hosts", ",".join(hosts)]
     db = t.value("postgres_mlflow_db")
+    ini = File(t.path("mlflow", "basic_auth.ini"), render.mlflow_auth_ini(), 0o600)
     env = {
         # through the environment: a password in --backend-store-uri shows in `ps`
         "MLFLOW_BACKEND_STORE_URI": f"postgresql+psycopg2://{owner}@{pg_host}:{pg_port}/{db}",
@@ -146,10 +151,23 @@ def _mlflow(t: Target) -> Service:
         "AWS_ACCESS_KEY_ID": t.value("aws_access_key_id"),
         "AWS_SECRET_ACCESS_KEY": t.value("aws_secret_access_key"),
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # huey: 1-2 GB in 8 processes
+        "MLFLOW_AUTH_CONFIG_PATH": ini.path,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": t.value("mlflow_flask_server_secret_key"),
+        # the admin MLflow creates on its first start (later: bootstrap.ensure_mlflow_admin)
+        "MLFLOW_AUTH_ADMIN_USERNAME": t.value("mlflow_tracking_username"),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": t.value("mlflow_tracking_password"),
+        # the auth database, through libpq's variables (the ini's URI names none of them)
+        "PGHOST": pg_host,
+        "PGPORT": str(pg_port),
+        "PGUSER": t.value("postgres_user"),
+        "PGPASSWORD": t.value("postgres_password"),
+        "PGDATABASE": t.value("postgres_mlflow_auth_db"),
     }
     ports = (Port("MLFLOW_PORT", port),)
-    health = Health(port, MLFLOW_PROBE)  # /health says 200 even with Postgres down
-    return Service("mlflow", tuple(command), health, env, ports, ("postgres", "s3"))
+    # /health says 200 even with Postgres down: a REST call that needs the store, signed in
+    health = Health(port, MLFLOW_PROBE, auth=True)
+    service = Service("mlflow", tuple(command), health, env, ports, ("postgres", "s3"))
+    return replace(service, files=(ini,))
 
 
 def _pgadmin(t: Target) -> Service:

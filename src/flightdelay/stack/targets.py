@@ -200,4 +200,7 @@ class Compose(Target):
             return COMPOSE_NGINX_FILES[name]
         if service == "nginx" and name.startswith("tmp/"):
             return f"/var/cache/nginx/{name[4:]}_temp"
-        return {"s3": "/data", "pgadmin": "/var/lib/pgadmin"}[service] + f"/{name}".rstrip("/")
+        if service == "mlflow" and name == "metrics":
+            return "/tmp/mlflow-metrics"  # the container's own
+        roots = {"s3": "/data", "pgadmin": "/var/lib/pgadmin", "mlflow": "/etc/mlflow"}
+        return roots[service] + f"/{name}".rstrip("/")

@@ -23,6 +23,7 @@ NAMES = (
     "postgres_readonly_user",
     "postgres_mlflow_db",
     "postgres_features_db",
+    "postgres_mlflow_auth_db",
     "aws_access_key_id",
     "mlflow_tracking_username",
 )

@@ -60,13 +60,25 @@ def _compose_str(value: str) -> str:
     return re.sub(r"\$\$\{([A-Z0-9_]+)\}", r"${\1:?set \1 in .env}", value)
 
 
+# a GET signed with the admin credentials in the container's environment (no `$`: compose
+# leaves the test alone, and no secret is on the command line)
+_SIGNED = (
+    "import base64, os, urllib.request as u; e = os.environ; "
+    "t = base64.b64encode((e['MLFLOW_AUTH_ADMIN_USERNAME'] + ':' + "
+    "e['MLFLOW_AUTH_ADMIN_PASSWORD']).encode()).decode(); "
+    "u.urlopen(u.Request('{url}', headers={{'Authorization': 'Basic ' + t}}))"
+)
+
+
 def _healthcheck(s: spec.Service) -> dict[str, Any]:
     probe, (interval, retries) = PROBES.get(s.name, "wget"), TIMING.get(s.name, ("10s", 10))
     url = f"http://127.0.0.1:{s.health.port}{s.health.path}"
+    py = f"import urllib.request as u; u.urlopen('{url}')"
+    py = _SIGNED.format(url=url) if s.health.auth else py
     test: list[str] = {
         "pg": ["CMD-SHELL", "pg_isready -U $${POSTGRES_USER} -d $${POSTGRES_FEATURES_DB}"],
         "mc": ["CMD", "mc", "ready", "local"],
-        "py": ["CMD", "python", "-c", f"import urllib.request; urllib.request.urlopen('{url}')"],
+        "py": ["CMD", "python", "-c", py],
         "wget": ["CMD", "wget", "-q", "-O", "/dev/null", url],
     }[probe]
     return {"test": test, "interval": interval, "timeout": "3s", "retries": retries}

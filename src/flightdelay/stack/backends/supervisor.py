@@ -104,9 +104,13 @@ def healthy(health: Health, settings: StackSettings) -> bool:
             return True
         except psycopg2.Error:
             return False
+    kw: dict[str, Any] = {}
+    if health.auth:
+        password = settings.mlflow_tracking_password.get_secret_value()
+        kw["auth"] = (settings.mlflow_tracking_username, password)
     try:
         url = f"http://127.0.0.1:{health.port}{health.path}"
-        return httpx.get(url, timeout=2).status_code in health.ok
+        return httpx.get(url, timeout=2, **kw).status_code in health.ok
     except httpx.HTTPError:
         return False
 
