@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import copy
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from flightdelay.core.config import LoadParams, Params, parse_params
 from flightdelay.core.db import make_engine
 from flightdelay.core.errors import UserError
-from flightdelay.pipeline.features import build_and_split, write_splits
+from flightdelay.pipeline.features import build_features
 from flightdelay.pipeline.load import load_tables
 from tests.conftest import ROOT
 from tests.fixtures import write_raw
@@ -30,6 +31,17 @@ def fixture_params(cancelled_as_delayed: bool = True, **features: object) -> Par
     raw["features"]["sql_params"]["cancelled_as_delayed"] = cancelled_as_delayed
     raw["features"].update({"split": BY_FLIGHT, "key": ["flight"], **features})
     return parse_params(raw)
+
+
+def build_and_split(
+    engine: Engine, params: Params, sql: str | None = None, out: Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """The stage's streaming build into `out` (a fresh folder by default), read back."""
+    out = out or Path(tempfile.mkdtemp(prefix="fd-features-"))
+    counts = build_features(engine, params, out, sql=sql)
+    train, test = (pd.read_parquet(out / f"{s}.parquet") for s in ("train", "test"))
+    assert (counts["train"], counts["test"]) == (len(train), len(test))
+    return train, test, counts["rows"]
 
 
 def loaded(tmp_path: Path) -> str:
@@ -109,18 +121,21 @@ def test_time_based_split(tmp_path: Path) -> None:
 
 def test_failed_split_keeps_previous_table_and_files(tmp_path: Path) -> None:
     engine = make_engine(loaded(tmp_path))
-    train, test, _ = build_and_split(engine, fixture_params())
-    write_splits(train, test, tmp_path / "processed")
+    build_and_split(engine, fixture_params(), out=tmp_path / "processed")
     before = (tmp_path / "processed/train.parquet").read_bytes()
     one_class = {"strategy": "column", "column": "flight", "train": [1, 3], "test": [2, 4, 5]}
     with pytest.raises(UserError, match="the train side has no negative rows"):
-        build_and_split(engine, fixture_params(split=one_class))  # flights 1, 3: delayed
+        build_and_split(engine, fixture_params(split=one_class), out=tmp_path / "processed")
     with engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM flight_features")).scalar_one() == 5
         names = conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'")).scalars()
         assert "flight_features__new" not in set(names)
     engine.dispose()
     assert (tmp_path / "processed/train.parquet").read_bytes() == before
+    assert sorted(p.name for p in (tmp_path / "processed").iterdir()) == [
+        "test.parquet",
+        "train.parquet",
+    ]  # no temporary file left behind
 
 
 @pytest.mark.parametrize(
@@ -201,11 +216,9 @@ def test_quoted_and_capitalised_output_columns(tmp_path: Path) -> None:
 
 def test_parquet_is_byte_stable_without_pandas_metadata(tmp_path: Path) -> None:
     engine = make_engine(loaded(tmp_path))
-    train, test, _ = build_and_split(engine, fixture_params())
-    write_splits(train, test, tmp_path / "a")
-    train2, test2, _ = build_and_split(engine, fixture_params())  # a second build
+    build_and_split(engine, fixture_params(), out=tmp_path / "a")
+    build_and_split(engine, fixture_params(), out=tmp_path / "b")  # a second build
     engine.dispose()
-    write_splits(train2, test2, tmp_path / "b")
     for name in ("train.parquet", "test.parquet"):
         data = (tmp_path / "a" / name).read_bytes()
         assert data == (tmp_path / "b" / name).read_bytes()

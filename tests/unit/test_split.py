@@ -11,7 +11,7 @@ import yaml
 
 from flightdelay.core.config import Params, parse_params
 from flightdelay.core.errors import UserError
-from flightdelay.pipeline.features import canonical_frame, canonical_order, make_splits
+from flightdelay.pipeline.splits import canonical_frame, canonical_order, make_splits
 from tests.conftest import ROOT
 
 

@@ -8,10 +8,13 @@ that mean the same on both engines are accepted.
 
 from __future__ import annotations
 
-import io
+import contextlib
+import fcntl
+import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -220,29 +223,62 @@ def bulk_insert(
 ) -> None:
     """Append `data` (columns already in table order and DB types) to `table`.
 
-    PostgreSQL: COPY ... FROM STDIN (CSV written by pyarrow, every value quoted so an empty
-    string stays distinct from NULL) per chunk. SQLite: executemany.
+    PostgreSQL: ONE `COPY ... FROM STDIN` per table, fed through a pipe by a thread that writes
+    each batch of `chunk_rows` rows as CSV in Arrow (every value quoted, so an empty string stays
+    distinct from NULL): the CSV is written while the server parses the previous batch, and
+    only a batch and the pipe are in memory. SQLite: executemany per batch.
     """
     cols = ", ".join(quote(engine, c) for c in data.column_names)
     target = quote(engine, table)
     cur = conn.cursor()
-    if engine.dialect.name == "postgresql":
-        sql = f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER false)"
-        opts = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
-        for batch in data.to_batches(max_chunksize=chunk_rows):
-            buf = io.BytesIO()
-            pacsv.write_csv(pa.Table.from_batches([batch]), buf, write_options=opts)
-            buf.seek(0)
-            cur.copy_expert(sql, buf)
-            progress(batch.num_rows)
-    else:
-        marks = ", ".join("?" for _ in data.column_names)
-        sql = f"INSERT INTO {target} ({cols}) VALUES ({marks})"
-        for batch in data.to_batches(max_chunksize=chunk_rows):
-            columns = [c.to_pylist() for c in batch.columns]
-            cur.executemany(sql, zip(*columns, strict=True))
-            progress(batch.num_rows)
-    cur.close()
+    try:
+        if engine.dialect.name == "postgresql":
+            sql = f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER false)"
+            copy_batches(cur, sql, data.to_batches(max_chunksize=chunk_rows), progress)
+        else:
+            marks = ", ".join("?" for _ in data.column_names)
+            sql = f"INSERT INTO {target} ({cols}) VALUES ({marks})"
+            for batch in data.to_batches(max_chunksize=chunk_rows):
+                columns = [c.to_pylist() for c in batch.columns]
+                cur.executemany(sql, zip(*columns, strict=True))
+                progress(batch.num_rows)
+    finally:
+        cur.close()
+
+
+_CSV = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+_PIPE_BYTES = 1 << 20
+
+
+def copy_batches(cur: Any, sql: str, batches: Iterable[pa.RecordBatch], progress: Progress) -> None:
+    """Run `sql` (a COPY FROM STDIN in CSV) on psycopg2 cursor `cur`, streaming `batches`."""
+    read_fd, write_fd = os.pipe()
+    with contextlib.suppress(OSError):  # a larger pipe: fewer switches (Linux only)
+        fcntl.fcntl(write_fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
+    failed: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with os.fdopen(write_fd, "wb", buffering=0) as sink:
+                for batch in batches:
+                    out = pa.BufferOutputStream()
+                    pacsv.write_csv(batch, out, write_options=_CSV)
+                    sink.write(memoryview(out.getvalue()))
+                    progress(batch.num_rows)
+        except BrokenPipeError:
+            pass  # COPY failed and closed the pipe: its error is the one raised
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=produce, name="copy-csv", daemon=True)
+    thread.start()
+    try:
+        with os.fdopen(read_fd, "rb", buffering=0) as source:
+            cur.copy_expert(sql, source, size=_PIPE_BYTES)
+    finally:
+        thread.join()
+    if failed:
+        raise failed[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -261,20 +297,23 @@ def arrow_table(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
 
 
+ROW_GROUP_ROWS = 1 << 20  # rows per parquet row group: fixed, so the bytes depend on the rows only
+PARQUET_OPTIONS: dict[str, Any] = {
+    "version": "2.6",
+    "data_page_version": "1.0",
+    "compression": "snappy",
+    "use_dictionary": True,
+    "write_statistics": True,
+    "store_schema": False,
+}
+
+
 def write_parquet(table: pa.Table, path: Path) -> None:
     """Write `table` with fixed writer options and no schema metadata (no pandas block that
     records versions or index), atomically (temp file + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(
-        table.replace_schema_metadata(None),
-        tmp,
-        row_group_size=1 << 20,
-        version="2.6",
-        data_page_version="1.0",
-        compression="snappy",
-        use_dictionary=True,
-        write_statistics=True,
-        store_schema=False,
+        table.replace_schema_metadata(None), tmp, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS
     )
     tmp.replace(path)

@@ -1,37 +1,39 @@
 """Stage features: materialize sql/features.sql as a table and export the train/test splits.
 
-In ONE transaction: the query runs into a staging table, which is read back, checked (the
-key, the split column and the target exist; NULL targets; both classes on both sides) and
-split, and only then swapped in; the parquet files are written last. A bad input therefore
-leaves the previous table and files as they were.
+In ONE transaction: the query runs into a staging table, which is checked (the key, the split
+column and the target exist; no repeated key; NULL targets; both classes on both sides), split
+and streamed into the parquet files (under temporary names), and only then swapped in; the
+files are put in place after the commit. A bad input leaves the previous table and files.
 
-The same data gives the same bytes on SQLite and PostgreSQL: columns get one type on both
-(:func:`canonical_frame`), rows are ordered by `features.key` or else by a hash of their content
-(never by rowid or the database's order), and the parquet writer's options are fixed.
+Nothing holds the table (:mod:`flightdelay.pipeline.features_stream`): the column types come
+from SQL, the rows are read twice in `features.key` order in bounded chunks (the label and
+split column for the masks, then every column for the files) and the files are written in
+fixed row groups. Peak memory is a chunk, a row group and one byte per row per mask. Only an
+empty `features.key` (rows ordered by a hash of their content) holds the table in memory.
+
+The same data gives the same bytes on SQLite and PostgreSQL: columns get one type on both,
+rows are ordered by `features.key` (never by rowid or the database's order), and the parquet
+writer's options are fixed.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import Connection, Engine, text
+from tqdm import tqdm
 
 from flightdelay.core.config import (
-    ColumnSplit,
     FeaturesParams,
-    GroupSplit,
     Params,
     RandomSplit,
-    SplitParams,
-    TimeSplit,
     get_pipeline_settings,
     load_params,
 )
@@ -43,19 +45,22 @@ from flightdelay.core.db import (
     quote,
     read_sql,
     strip_comments,
-    write_parquet,
 )
 from flightdelay.core.errors import UserError
-from flightdelay.core.labels import canon, drop_null_target, positives, to_binary
+from flightdelay.pipeline.features_stream import (
+    SplitWriter,
+    chunk_table,
+    column_kinds,
+    fetch,
+    key_hashes,
+    order_by,
+    schema,
+)
+from flightdelay.pipeline.splits import Mask, make_splits, split_rows
 
 log = logging.getLogger(__name__)
 
 SOURCE = "features.sql"
-# The text form the loader gives timestamps in SQLite (PostgreSQL has a real timestamptz).
-_SQLITE_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\+00:00")
-_HASH = "__row_hash"
-
-Mask = np.ndarray[Any, np.dtype[np.bool_]]
 
 
 def bind_params(select: str, sql_params: dict[str, Any]) -> dict[str, Any]:
@@ -106,172 +111,46 @@ def check_columns(columns: list[str], params: Params, select: str) -> None:
             )
 
 
-def canonical_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """One type per column whatever the engine: timestamps as UTC microseconds (SQLite's ISO
-    text included), booleans as 0/1, decimals as floats."""
-    return pd.DataFrame({name: _canonical(s) for name, s in frame.items()}, index=frame.index)
-
-
-def _canonical(s: pd.Series) -> pd.Series:
-    if isinstance(s.dtype, pd.DatetimeTZDtype):
-        return pd.Series(s.dt.tz_convert("UTC").astype("datetime64[us, UTC]"))
-    if pd.api.types.is_datetime64_dtype(s.dtype):
-        return pd.Series(s.dt.tz_localize("UTC").astype("datetime64[us, UTC]"))
-    if pd.api.types.is_bool_dtype(s.dtype):
-        return s.astype("int64")
-    if s.dtype != object and not pd.api.types.is_string_dtype(s.dtype):
-        return s
-    values = s.dropna()
-    if values.empty:
-        return s.astype(object)
-    if all(isinstance(v, bool | np.bool_) for v in values):
-        return s.map(lambda v: float("nan") if pd.isna(v) else float(v)).astype("float64")
-    if all(isinstance(v, Decimal | int | float) for v in values):
-        return s.astype("float64")
-    if all(isinstance(v, str) for v in values) and values.str.fullmatch(_SQLITE_TIMESTAMP).all():
-        return pd.to_datetime(s, utc=True, format="ISO8601").astype("datetime64[us, UTC]")
-    return s
-
-
-def canonical_order(frame: pd.DataFrame, key: list[str]) -> pd.DataFrame:
-    """Rows ordered by `key` (which must be unique), else by a hash of their content."""
-    if key:
-        dups = int(frame.duplicated(key).sum())
-        if dups:
-            raise UserError(f"params.yaml features.key {key}: {dups} row(s) repeat a key")
-    hashed = frame.assign(**{_HASH: pd.util.hash_pandas_object(frame, index=False).to_numpy()})
-    ordered = hashed.sort_values([*key, _HASH], kind="mergesort", na_position="last")
-    return ordered.drop(columns=_HASH).reset_index(drop=True)
-
-
-# --------------------------------------------------------------------------------------------
-# splits (pure): the frame is in canonical order, y is the 0/1 label
-# --------------------------------------------------------------------------------------------
-
-
-def split_masks(frame: pd.DataFrame, y: np.ndarray, split: SplitParams) -> tuple[Mask, Mask]:
-    """Boolean masks of the train and the test rows under `split`."""
-    if isinstance(split, ColumnSplit):
-        both = [v for v in split.test if canon(v) in {canon(t) for t in split.train}]
-        if both:
-            raise UserError(f"params.yaml features.split: {both} in train and test")
-        values = frame[split.column].map(canon)
-        train = values.isin({canon(v) for v in split.train}).to_numpy()
-        return train, values.isin({canon(v) for v in split.test}).to_numpy()
-    if isinstance(split, TimeSplit):
-        return _time_masks(frame[split.column], split.cutoff)
-    rng = np.random.default_rng(split.seed)
-    test = np.zeros(len(frame), dtype=bool)
-    if isinstance(split, GroupSplit):
-        return _group_masks(frame[split.column], split.test_fraction, rng)
-    strata = (
-        [np.flatnonzero(y == c) for c in (0, 1)]
-        if split.strategy == "stratified"
-        else [np.arange(len(frame))]
-    )
-    for rows in strata:
-        test[rng.permutation(rows)[: round(len(rows) * split.test_fraction)]] = True
-    return ~test, test
-
-
-def _time_masks(column: pd.Series, cutoff: str | float) -> tuple[Mask, Mask]:
-    key = "params.yaml features.split.cutoff"
-    at: pd.Timestamp | float
-    if isinstance(column.dtype, pd.DatetimeTZDtype):
-        try:
-            stamp = pd.Timestamp(cutoff)
-        except (ValueError, TypeError):
-            raise UserError(f"{key}: {cutoff!r} is not a date/time") from None
-        at = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    elif pd.api.types.is_numeric_dtype(column.dtype):
-        try:
-            at = float(cutoff)
-        except ValueError:
-            raise UserError(f"{key}: {cutoff!r} is not a number like {column.name!r}") from None
-    else:
-        raise UserError(
-            f"params.yaml features.split.column: {column.name!r} is neither a time nor a number "
-            "(declare it TIMESTAMP WITH TIME ZONE in schema.sql, or split by column)"
-        )
-    known = column.notna().to_numpy()
-    before = (column < at).to_numpy(dtype=bool, na_value=False)
-    return before & known, ~before & known
-
-
-def _group_masks(column: pd.Series, fraction: float, rng: np.random.Generator) -> tuple[Mask, Mask]:
-    codes, uniques = pd.factorize(column.map(canon), sort=True, use_na_sentinel=False)
-    if len(uniques) < 2:
-        raise UserError(f"params.yaml features.split.column: {column.name!r} has one group")
-    sizes = np.bincount(codes, minlength=len(uniques))
-    order = rng.permutation(len(uniques))
-    taken = np.cumsum(sizes[order]) <= round(len(column) * fraction)
-    n_test = min(max(int(taken.sum()), 1), len(uniques) - 1)
-    test = np.isin(codes, order[:n_test])
-    return ~test, test
-
-
-def check_sides(y: np.ndarray, train: Mask, test: Mask, params: Params) -> None:
-    """Both sides are non-empty and hold both classes; else say which side lacks which."""
-    where = f"params.yaml features.split ({params.features.split.strategy})"
-    shown = ", ".join(repr(p) for p in positives(params.train.positive))
-    for side, mask in (("train", train), ("test", test)):
-        if not mask.any():
-            raise UserError(f"{where}: the {side} side is empty")
-        for cls, word in ((1, "positive"), (0, "negative")):
-            if not (y[mask] == cls).any():
-                raise UserError(
-                    f"{where}: the {side} side has no {word} rows (train.target "
-                    f"{params.train.target!r}, train.positive {shown})"
-                )
-
-
-def make_splits(frame: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The checked train and test frames (canonical types and row order)."""
-    target = params.train.target
-    frame, dropped = drop_null_target(frame, target, params.train.drop_null_target)
-    if dropped:
-        log.info("dropped %d row(s) whose train.target %r is NULL", dropped, target)
-    frame = canonical_order(canonical_frame(frame), params.features.key)
-    y = to_binary(frame[target], params.train.positive, target=target)
-    train, test = split_masks(frame, y, params.features.split)
-    check_sides(y, train, test, params)
-    left_out = int((~train & ~test).sum())
-    if left_out:
-        log.info("features.split: %d row(s) in neither side", left_out)
-    return frame[train].reset_index(drop=True), frame[test].reset_index(drop=True)
-
-
 # --------------------------------------------------------------------------------------------
 # the stage
 # --------------------------------------------------------------------------------------------
 
 
-def build_and_split(
-    engine: Engine, params: Params, sql: str | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """Build the feature table from `sql` (default: the packaged features.sql) and split it,
-    in one transaction; returns train, test and the table's row count."""
+def build_features(
+    engine: Engine, params: Params, out_dir: Path, sql: str | None = None
+) -> dict[str, int]:
+    """Build the feature table from `sql` (default: the packaged features.sql) and write
+    `out_dir/{train,test}.parquet`, streaming, in one transaction: the files are put in place
+    only after the table was swapped in. Returns the row counts (table, train, test)."""
     select = strip_comments(sql if sql is not None else read_sql(SOURCE)).strip().rstrip(";")
     binds = bind_params(select, params.features.sql_params)
-    with engine.begin() as conn:
-        with sql_errors(select):
-            probe = conn.execute(text(f"SELECT * FROM ({select}) AS q WHERE 1 = 0"), binds)
-            columns = list(probe.keys())
-        check_columns(columns, params, select)
-        frame = _build_staging(conn, engine, params.features, select, binds)
-        train, test = make_splits(frame, params)
-        _swap(conn, engine, params.features.table)
-    return train, test, len(frame)
+    writers: list[SplitWriter] = []
+    try:
+        with engine.begin() as conn:
+            with sql_errors(select):
+                probe = conn.execute(text(f"SELECT * FROM ({select}) AS q WHERE 1 = 0"), binds)
+                columns = list(probe.keys())
+            check_columns(columns, params, select)
+            staging = _build_staging(conn, engine, params.features, select, binds)
+            counts = Streamer(conn, engine, staging, columns).run(params, out_dir, writers)
+            _swap(conn, engine, params.features.table)
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
+    for writer in writers:
+        writer.commit()
+    return counts
 
 
 def _build_staging(
     conn: Connection, engine: Engine, fp: FeaturesParams, select: str, binds: dict[str, Any]
-) -> pd.DataFrame:
+) -> str:
     staging = quote(engine, f"{fp.table}__new")
     conn.execute(text(f"DROP TABLE IF EXISTS {staging}"))
     with sql_errors(select):
         conn.execute(text(f"CREATE TABLE {staging} AS {select}"), binds)
-    return pd.read_sql(text(f"SELECT * FROM {staging}"), conn)
+    return staging
 
 
 def _swap(conn: Connection, engine: Engine, table: str) -> None:
@@ -280,10 +159,78 @@ def _swap(conn: Connection, engine: Engine, table: str) -> None:
     conn.execute(text(f"ALTER TABLE {staging} RENAME TO {quote(engine, table)}"))
 
 
-def write_splits(train: pd.DataFrame, test: pd.DataFrame, out_dir: Path) -> None:
-    """`out_dir/{train,test}.parquet`, byte-stable."""
-    for name, part in (("train", train), ("test", test)):
-        write_parquet(arrow_table(part), out_dir / f"{name}.parquet")
+class Streamer:
+    """The staging table, read twice in `features.key` order: once for the label, the split
+    column and the key (the masks), once for every column (the files)."""
+
+    def __init__(self, conn: Connection, engine: Engine, staging: str, columns: list[str]) -> None:
+        self.conn, self.engine, self.staging, self.columns = conn, engine, staging, columns
+        self.dialect = engine.dialect.name
+        dbapi: Any = conn.connection.dbapi_connection
+        self.dbapi = dbapi
+        cur = dbapi.cursor()
+        try:
+            self.kinds = column_kinds(cur, self.dialect, staging, self._quoted(columns))
+        finally:
+            cur.close()
+
+    def _quoted(self, names: list[str]) -> list[tuple[str, str]]:
+        return [(n, quote(self.engine, n)) for n in names]
+
+    def _rows(self, names: list[str], order: str) -> Iterator[pa.Table]:
+        cols = ", ".join(q for _, q in self._quoted(names))
+        sql = f"SELECT {cols} FROM {self.staging} ORDER BY {order}"
+        for rows in fetch(self.dbapi, self.dialect, sql):
+            yield chunk_table(rows, names, self.kinds)
+
+    def run(self, params: Params, out_dir: Path, writers: list[SplitWriter]) -> dict[str, int]:
+        """Write the splits through `writers` (appended here, closed, not yet committed)."""
+        key = params.features.key
+        if not key:
+            return self._in_memory(params, out_dir, writers)
+        order = order_by(self.dialect, self._quoted(key), self.kinds)
+        masks = self.masks(params, order)
+        arrow_schema = schema(self.columns, self.kinds)
+        for split in ("train", "test"):
+            writers.append(SplitWriter(out_dir / f"{split}.parquet", arrow_schema))
+        rows = 0
+        with tqdm(total=len(masks[0]), desc="features", unit="rows", unit_scale=True) as bar:
+            for table in self._rows(self.columns, order):
+                n = table.num_rows
+                for writer, mask in zip(writers, masks, strict=True):
+                    writer.write(table.filter(pa.array(mask[rows : rows + n])))
+                rows += n
+                bar.update(n)
+        for writer in writers:
+            writer.close()
+        return {"rows": rows, "train": writers[0].rows, "test": writers[1].rows}
+
+    def masks(self, params: Params, order: str) -> tuple[Mask, Mask]:
+        """The train/test masks in key order, from the label (+ split column) alone."""
+        key, split = params.features.key, params.features.split
+        wanted = [params.train.target, *([] if isinstance(split, RandomSplit) else [split.column])]
+        wanted = list(dict.fromkeys(wanted))
+        parts, repeats, last = [schema(wanted, self.kinds).empty_table()], 0, np.zeros(0, "u8")
+        for table in self._rows(list(dict.fromkeys([*key, *wanted])), order):
+            hashes = np.concatenate([last, key_hashes(table.select(key))])
+            repeats += int((hashes[1:] == hashes[:-1]).sum())  # sorted: repeats are neighbours
+            last = hashes[-1:]
+            parts.append(table.select(wanted))
+        if repeats:
+            raise UserError(f"params.yaml features.key {key}: {repeats} row(s) repeat a key")
+        return split_rows(pa.concat_tables(parts).to_pandas(), params)
+
+    def _in_memory(
+        self, params: Params, out_dir: Path, writers: list[SplitWriter]
+    ) -> dict[str, int]:
+        log.warning("features.key is empty: the table is held in memory to order it by content")
+        frame = pd.read_sql(text(f"SELECT * FROM {self.staging}"), self.conn)
+        for split, part in zip(("train", "test"), make_splits(frame, params), strict=True):
+            table = arrow_table(part)
+            writers.append(SplitWriter(out_dir / f"{split}.parquet", table.schema))
+            writers[-1].write(table)
+            writers[-1].close()
+        return {"rows": len(frame), "train": writers[0].rows, "test": writers[1].rows}
 
 
 def main(out_dir: str, _load_report: str) -> None:
@@ -291,8 +238,13 @@ def main(out_dir: str, _load_report: str) -> None:
     params = load_params()
     engine = make_engine(get_pipeline_settings().database_url)
     try:
-        train, test, rows = build_and_split(engine, params)
+        counts = build_features(engine, params, Path(out_dir))
     finally:
         engine.dispose()
-    write_splits(train, test, Path(out_dir))
-    log.info("%s: %d rows; train %d, test %d", params.features.table, rows, len(train), len(test))
+    log.info(
+        "%s: %d rows; train %d, test %d",
+        params.features.table,
+        counts["rows"],
+        counts["train"],
+        counts["test"],
+    )

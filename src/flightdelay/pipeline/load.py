@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from sqlalchemy import Engine
 from tqdm import tqdm
 
@@ -42,16 +43,20 @@ log = logging.getLogger(__name__)
 AfterTable = Callable[[str], None]
 
 
-def to_arrow(table: TableDDL, frame: pd.DataFrame, dialect: str) -> pa.Table:
-    """The frame's DDL columns, converted to the declared types, as an Arrow table.
+def to_arrow(table: TableDDL, data: pd.DataFrame | pa.Table, dialect: str) -> pa.Table:
+    """The DDL columns of `data` (a frame or an Arrow table), converted to the declared types,
+    as an Arrow table.
 
+    Arrow input is cast column by column in Arrow (no Python objects); a column Arrow cannot
+    cast (text of numbers, timestamps without a zone...) goes through pandas as a frame does.
     Raises UserError naming the table and column for a missing column, a value of the wrong
     type, or a NULL in a NOT NULL column.
     """
-    missing = [c.name for c in table.columns if c.name not in frame.columns]
+    names = data.column_names if isinstance(data, pa.Table) else list(data.columns)
+    missing = [c.name for c in table.columns if c.name not in names]
     if missing:
         raise UserError(f"raw {table.name}: missing column(s) {', '.join(missing)}")
-    arrays = {c.name: _convert(table.name, c, frame[c.name], dialect) for c in table.columns}
+    arrays = {c.name: _column(table.name, c, data, dialect) for c in table.columns}
     for col in table.columns:
         nulls = arrays[col.name].null_count
         if nulls and not col.nullable:
@@ -59,6 +64,39 @@ def to_arrow(table: TableDDL, frame: pd.DataFrame, dialect: str) -> pa.Table:
                 f"raw {table.name}.{col.name}: {nulls} NULL value(s) in a NOT NULL column"
             )
     return pa.table(arrays)
+
+
+def _column(table: str, col: Column, data: pd.DataFrame | pa.Table, dialect: str) -> pa.Array:
+    if isinstance(data, pa.Table):
+        values = data.column(col.name).combine_chunks()
+        fast = _cast(col, values, dialect)
+        if fast is not None:
+            return fast
+        return _convert(table, col, values.to_pandas(types_mapper=_NULLABLE.get), dialect)
+    return _convert(table, col, data[col.name], dialect)
+
+
+_NULLABLE = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+_FAST = {
+    "int": (pa.types.is_integer, pa.types.is_floating, pa.types.is_null),
+    "float": (pa.types.is_integer, pa.types.is_floating, pa.types.is_null),
+    "text": (pa.types.is_string, pa.types.is_large_string, pa.types.is_null),
+    "timestamp": (pa.types.is_string, pa.types.is_large_string, pa.types.is_timestamp),
+}
+_TARGET = {"int": pa.int64(), "float": pa.float64(), "text": pa.string()}
+
+
+def _cast(col: Column, values: pa.Array, dialect: str) -> pa.Array | None:
+    """`values` cast in Arrow to the column's kind, or None when only pandas can say."""
+    if not any(test(values.type) for test in _FAST[col.kind]):
+        return None
+    try:
+        if col.kind != "timestamp":
+            return values.cast(_TARGET[col.kind])  # safe: a fraction or NaN is no integer
+        ts = values.cast(pa.timestamp("s", "UTC"))  # ISO 8601 text with its zone, or a time
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pc.strftime(ts, "%Y-%m-%d %H:%M:%S+00:00") if dialect == "sqlite" else ts
 
 
 def _convert(table: str, col: Column, s: pd.Series, dialect: str) -> pa.Array:
@@ -102,8 +140,7 @@ def read_raw(raw_dir: Path, schema: Schema, dialect: str) -> dict[str, pa.Table]
                 f"schema.sql table {name!r} has no raw file {raw_dir / name}.parquet: add it to "
                 "params.yaml get_data (files or tables) and run `dvc repro get_data`"
             )
-        frame = pd.read_parquet(files[name], dtype_backend="numpy_nullable")
-        data[name] = to_arrow(ddl, frame, dialect)
+        data[name] = to_arrow(ddl, pq.read_table(files[name]), dialect)
     return data
 
 
