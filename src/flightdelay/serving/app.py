@@ -3,6 +3,9 @@
 Endpoints: POST /predict, GET /model, POST /model, POST /model/reload, GET /health, GET /ready,
 GET /metrics, and the OpenAPI docs at /docs and /redoc, which work offline (their JavaScript and
 CSS come from a package, not a CDN). The /predict schema follows the model in memory.
+
+POST /predict itself is claimed by :class:`Service` before any middleware or routing and answered
+by the hot path (:mod:`flightdelay.serving.hotpath`); everything else is the FastAPI app.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from flightdelay.core.config import ServiceSettings, get_service_settings
 from flightdelay.serving.deps import AuthError, auth_error_handler
 from flightdelay.serving.errors import install_error_handlers
 from flightdelay.serving.guard import GuardMiddleware
+from flightdelay.serving.hotpath import PredictEndpoint
 from flightdelay.serving.metrics import MetricsMiddleware, ServiceMetrics
 from flightdelay.serving.openapi import install_dynamic_openapi
 from flightdelay.serving.responses import ORJSONResponse
@@ -26,9 +31,30 @@ from flightdelay.serving.runtime import ModelHolder
 from flightdelay.serving.scrub import install_log_scrubbing
 
 
+class Service(FastAPI):
+    """The FastAPI app, with POST /predict (that exact path) dispatched to the hot path first:
+    no middleware, routing or dependency injection on it (it counts its own metrics)."""
+
+    predict_endpoint: PredictEndpoint | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot = self.predict_endpoint
+        if hot is not None and is_predict(scope):
+            await hot(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def is_predict(scope: Scope) -> bool:
+    """Whether the request is POST /predict (other methods get FastAPI's 405, or OPTIONS)."""
+    return bool(
+        scope["type"] == "http" and scope["path"] == "/predict" and scope["method"] == "POST"
+    )
+
+
 def create_app(
     settings: ServiceSettings | None = None, holder: ModelHolder | None = None
-) -> FastAPI:
+) -> Service:
     """Build the service. Nothing loads until start-up; the model loads in the background."""
     settings = settings or get_service_settings()
     install_log_scrubbing("uvicorn.error", "flightdelay.serving.guard")
@@ -44,7 +70,7 @@ def create_app(
         yield
         holder.stop()
 
-    app = FastAPI(
+    app = Service(
         title="flightdelay",
         summary="Probability that a flight arrives 15+ minutes late, from the registry's champion.",
         version="1",
@@ -63,4 +89,5 @@ def create_app(
     install_dynamic_openapi(app, holder)
     app.add_middleware(GuardMiddleware, token=settings.api_token.get_secret_value())
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts the guard's too
+    app.predict_endpoint = PredictEndpoint(holder, metrics, settings.api_max_body_bytes)
     return app

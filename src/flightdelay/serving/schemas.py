@@ -22,6 +22,8 @@ from pydantic import (
 )
 from pydantic.types import AllowInfNan
 
+from flightdelay.serving.validator import CompiledValidator, build_validator
+
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
 Number = Annotated[float, Strict(), AllowInfNan(False)]
 Category = Annotated[
@@ -65,6 +67,7 @@ class RequestSchemas:
     wording: ModelWording
     answers: tuple[type[BaseModel], type[BaseModel]]  # (records answer, columns answer)
     max_batch: int  # records per body (API_MAX_BATCH)
+    validator: CompiledValidator  # the same rules, compiled (the /predict hot path)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -127,6 +130,7 @@ def build_request_schemas(
         wording=w,
         answers=answer_models(w),
         max_batch=max_batch,
+        validator=build_validator(categorical, numeric, nullable_categorical, max_batch),
     )
 
 

@@ -1,12 +1,12 @@
-"""POST /predict: one record, a list of records, or columns.
+"""POST /predict: one record, a list of records, or columns; the reference way.
 
-This is the sanctioned exception to the FastAPI conventions (section 3 of the design), for
-speed: the endpoint takes the raw `Request`, reads the body straight from the ASGI channel,
-validates it once against the served model's pydantic schemas, scores it with the compiled
-scorer, and answers with pre-rendered bytes. The app's holder, metrics and body limit come from
-`app.state` (no `Depends` on this path), and the route sits on the app itself, first (see
-:func:`install`). The request and response schemas shown in /docs follow
-the model in memory (see :mod:`flightdelay.serving.openapi`).
+POST /predict is served by the hot path, :class:`flightdelay.serving.hotpath.PredictEndpoint`,
+which the app dispatches to before routing (the one place that skips FastAPI's dependency
+injection). The route stays declared here, on the app itself, for /docs and /openapi.json (the
+request and answer schemas follow the model in memory, see :mod:`flightdelay.serving.openapi`).
+This module is also the reference way of validating a body: the served model's pydantic schemas,
+whose errors name the field and the record; the hot path sends here every body its compiled
+validator refuses.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request, Response
 from pydantic import ValidationError
-from starlette.requests import ClientDisconnect
 
-from flightdelay.serving.guard import DISCONNECTED, read_bounded
 from flightdelay.serving.metrics import ServiceMetrics
 from flightdelay.serving.openapi import error_responses
 from flightdelay.serving.responses import JSONAnswer, ORJSONResponse, error
@@ -29,25 +27,18 @@ from flightdelay.serving.schemas import PredictResponse
 
 
 async def predict(request: Request) -> Response:
-    """Probability of delay per record (the raw hot path: see the module docstring)."""
+    """Probability of delay per record. Reached only when the app is served without its
+    dispatcher: the hot path's endpoint answers, through FastAPI."""
+    from flightdelay.serving.hotpath import PredictEndpoint
+
     state = request.app.state
-    holder = state.holder
-    served = holder.current  # one read: this request uses this model throughout
-    if served is None:
-        return error(503, "no model loaded yet", reason=holder.last_error)
-    limit = state.settings.api_max_body_bytes
-    try:
-        body = await read_body(request, limit)
-    except ClientDisconnect:  # the client left mid-body: nothing to answer, and no error
-        return error(DISCONNECTED, "client disconnected")
-    if body is None:
-        return error(413, f"body larger than {limit} bytes (API_MAX_BODY_BYTES)")
-    return score_body(served, body, state.metrics)
+    endpoint = PredictEndpoint(state.holder, state.metrics, state.settings.api_max_body_bytes)
+    status, body = await endpoint.respond(request.scope, request.receive)
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def install(app: FastAPI) -> None:
-    """Add POST /predict to `app` itself. Not through an APIRouter: FastAPI resolves the routes
-    of an included router on every request, about 15 microseconds the hot path does not pay."""
+    """Declare POST /predict on `app` itself (for its OpenAPI schema and other methods' 405)."""
     app.add_api_route(
         "/predict",
         predict,
@@ -56,31 +47,6 @@ def install(app: FastAPI) -> None:
         summary="Score one record, a list of records, or columns",
         responses=error_responses(400, 413, 422, 503),
     )
-
-
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The request body straight from the ASGI channel: what `Request.body()` returns, without
-    its async generator (one message and no copy for a small body). None once it passes `limit`
-    bytes: reading stops there. A body that does not come in one message is refused after that
-    first message when its declared `Content-Length` passes the limit (the hot path, one
-    message, never looks at the headers)."""
-    message = await request.receive()
-    if message["type"] != "http.request":
-        raise ClientDisconnect()
-    chunk = message.get("body", b"")
-    if not message.get("more_body", False):
-        return chunk if len(chunk) <= limit else None
-    if declared_too_large(request, limit) or len(chunk) > limit:
-        return None
-    return await read_bounded(request.receive, limit, first=chunk)
-
-
-def declared_too_large(request: Request, limit: int) -> bool:
-    """Whether the request's `Content-Length` is malformed or passes `limit`."""
-    for key, value in request.scope["headers"]:
-        if key == b"content-length":
-            return not value.isdigit() or int(value) > limit
-    return False
 
 
 _UNION_TAGS = {"str", "int", "float", "constrained-str", "constrained-int"}
@@ -123,7 +89,7 @@ def describe_errors(exc: ValidationError, batch: bool) -> tuple[int, str, list[A
     return 422, f"{where}field '{field}': {_message(first, errors)}", errors
 
 
-_BATCH = re.compile(rb'\s*(?:\[|\{\s*"columns"\s*:)')  # a list, or the columnar form
+BATCH_FORM = re.compile(rb'\s*(?:\[|\{\s*"columns"\s*:)')  # a list, or the columnar form
 
 
 class DuplicateKey(Exception):
@@ -172,7 +138,7 @@ def score_body(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> Res
 
     Bodies: one record (object), a list of records, or `{"columns": {name: [values]}}`.
     """
-    form = _BATCH.match(body)
+    form = BATCH_FORM.match(body)
     columnar = batch = False
     try:
         if form is None:
@@ -181,7 +147,7 @@ def score_body(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> Res
                 check_duplicates(body)
             p, unknown = served.scorer.score_one(record.__dict__)
             metrics.count_predictions(served.version, 1)
-            return JSONAnswer(_single_answer(served, p, unknown))
+            return JSONAnswer(single_answer(served, p, unknown))
         batch = True
         columnar = not form.group().endswith(b"[")
         cols, n = _batch_columns(served, body, columnar)
@@ -212,7 +178,7 @@ def _batch_answer(
     return _answer(served, result, unknown)
 
 
-def _warnings(unknown: dict[str, list[str]]) -> list[str]:
+def warnings(unknown: dict[str, list[str]]) -> list[str]:
     return [
         f"unknown {col} value(s) ignored by the encoder: {', '.join(v[:10])}"
         for col, v in unknown.items()
@@ -222,11 +188,11 @@ def _warnings(unknown: dict[str, list[str]]) -> list[str]:
 def _answer(served: ServedModel, result: dict[str, Any], unknown: dict[str, list[str]]) -> Response:
     """The /predict answer: which model answered, its threshold, `result`, warnings."""
     payload = {"model": served.ref_dict, "threshold": served.threshold, **result}
-    payload["warnings"] = _warnings(unknown)
+    payload["warnings"] = warnings(unknown)
     return JSONAnswer(orjson.dumps(payload))
 
 
-def _single_answer(served: ServedModel, p: float, unknown: dict[str, list[str]]) -> bytes:
+def single_answer(served: ServedModel, p: float, unknown: dict[str, list[str]]) -> bytes:
     """`_answer` for one record, byte for byte, from the model's pre-rendered head (the hot
     path: no dicts to build, one float to render)."""
     return b"".join(
@@ -234,7 +200,7 @@ def _single_answer(served: ServedModel, p: float, unknown: dict[str, list[str]])
             served.answer_head,
             orjson.dumps(p),
             served.answer_tails[p >= served.threshold],
-            orjson.dumps(_warnings(unknown)) if unknown else b"[]",
+            orjson.dumps(warnings(unknown)) if unknown else b"[]",
             b"}",
         )
     )

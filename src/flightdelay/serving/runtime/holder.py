@@ -121,6 +121,7 @@ class ModelHolder:
 
     def _commit(self, new: ServedModel) -> ServedModel:
         had_model = self.current is not None
+        new.warm()
         self.current = new  # the atomic swap
         self.target_alias = new.alias
         self.last_error = None

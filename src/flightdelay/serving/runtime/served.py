@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from flightdelay.serving.runtime.scorer import LinearScorer
 from flightdelay.serving.schemas import ModelInfo, ModelRef, RequestSchemas
 from flightdelay.serving.scrub import scrub
 
@@ -71,3 +73,17 @@ class ServedModel:
         """The constant start of a single-record /predict answer, up to its probability."""
         constant = {"model": self.ref_dict, "threshold": self.threshold, "predictions": None}
         return orjson.dumps(constant)[: -len(b"null}")] + b'[{"probability":'
+
+    @cached_property
+    def struct_score(self) -> Callable[[Any], float | None]:
+        """One record's probability from a record the compiled validator decoded (its common
+        case, see `LinearScorer.unrolled`); always None (the general path) for the fallback."""
+        scorer = self.scorer
+        if not isinstance(scorer, LinearScorer):
+            return lambda _: None
+        attrs = self.schemas.validator.attrs
+        return scorer.unrolled({column: f"r.{attr}" for column, attr in attrs.items()})
+
+    def warm(self) -> None:
+        """Build what the hot path reads before the model serves (not on its first request)."""
+        _ = self.answer_head, self.answer_tails, self.ref_dict, self.struct_score
