@@ -201,7 +201,7 @@ def test_compose_check_passes_on_the_committed_files_and_fails_after_a_hand_edit
 ) -> None:
     proc = _check(ROOT)
     assert proc.returncode == 0, proc.stderr
-    for rel in ("docker-compose.yaml", "params.yaml", "Docker"):
+    for rel in ("docker-compose.yaml", "params.yaml", "Docker", "deploy/prometheus"):
         (shutil.copytree if (ROOT / rel).is_dir() else shutil.copy2)(ROOT / rel, tmp_path / rel)
     assert _check(tmp_path).returncode == 0
     compose = tmp_path / "docker-compose.yaml"
@@ -292,6 +292,33 @@ def test_dockerfiles_match_the_spec() -> None:
     assert "COPY src ./src" in steps
 
 
+def test_prometheus_start_script_writes_its_login_and_config(tmp_path: Path) -> None:
+    """Docker/prometheus's start: the password file (0600) and the config with the user name
+    from the environment (promtool accepts it, the rules found through the link)."""
+    promtool = shutil.which("promtool")
+    if not promtool:
+        pytest.skip("promtool missing: `make system-deps`")
+    env = {"PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_USERNAME": "ml|fl&ow"}
+    env["MLFLOW_TRACKING_PASSWORD"] = "it's a s3cr3t"
+    replacements = {
+        "/prometheus/config": str(tmp_path),
+        "/etc/prometheus": str(ROOT / "deploy/prometheus"),
+        "exec /bin/prometheus": "exec true",
+    }
+    _run_script("Docker/prometheus/flightdelay-prometheus.sh", replacements, env)
+    config = yaml.safe_load((tmp_path / "prometheus.yml").read_text())
+    mlflow = next(j for j in config["scrape_configs"] if j["job_name"] == "mlflow")
+    assert mlflow["basic_auth"] == {"username": "ml|fl&ow", "password_file": "mlflow.password"}
+    password = tmp_path / "mlflow.password"
+    assert password.read_text() == "it's a s3cr3t" and password.stat().st_mode & 0o777 == 0o600
+    proc = subprocess.run(
+        [promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0 and "2 rule files found" in proc.stdout, proc.stdout + proc.stderr
+
+
 def test_dockerignore_keeps_the_build_context_small() -> None:
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     rules = [ln for ln in lines if ln and not ln.startswith("#")]
@@ -333,7 +360,7 @@ def test_compose_nginx_conf_is_valid_for_nginx(tmp_path: Path) -> None:
     assert conf.count("\nstream {") == 1
     conf = conf[: conf.index("\n# PostgreSQL through nginx")] + "\n"
     conf = conf.replace("user nginx;\n", "")
-    for host in ("api", "mlflow", "pgadmin", "s3"):
+    for host in ("api", "mlflow", "pgadmin", "s3", "prometheus"):
         conf = re.sub(rf"\b{host}:(\d+)", r"127.0.0.1:\1", conf)
     conf = re.sub(r"listen (\d+)", lambda m: f"listen 127.0.0.1:{int(m.group(1)) + 30000}", conf)
     for folder in ("/etc/nginx/secrets", "/var/run", "/var/log/nginx", "/var/cache/nginx"):

@@ -42,10 +42,12 @@ def mlflow_api(settings: StackSettings, path: str, **params: object) -> dict:  #
 def test_stack_up_from_nothing_all_healthy(stack: StackSettings) -> None:
     out = flightdelay("stack", "status").stdout
     names = {line.split()[0] for line in out.splitlines()}
-    assert names == {"postgres", "s3", "mlflow", "pgadmin", "api1", "api2", "nginx", "watchdog"}
+    assert names == {
+        "postgres", "s3", "mlflow", "pgadmin", "api1", "api2", "prometheus", "nginx", "watchdog"
+    }  # fmt: skip
     assert all(" RUNNING" in line for line in out.splitlines())
     again = flightdelay("stack", "up").stdout  # idempotent: nothing restarts
-    assert again.count("healthy") == 8
+    assert again.count("healthy") == 9
 
 
 def test_processes_hold_no_secret_and_the_api_reaches_mlflow_through_nginx(
@@ -215,7 +217,7 @@ def test_mlflow_without_basic_auth_is_401(stack: StackSettings) -> None:
 
 def test_doctor_passes(stack: StackSettings, stack_repo: Path) -> None:
     out = flightdelay("stack", "doctor", cwd=stack_repo_with_remote(stack, stack_repo)).stdout
-    assert out.count("ok  ") == 12, out
+    assert out.count("ok  ") == 16, out
 
 
 def stack_repo_with_remote(stack: StackSettings, repo: Path) -> Path:

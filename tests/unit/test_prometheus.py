@@ -215,12 +215,28 @@ def test_native_targets_are_the_stack_defaults() -> None:
     ]
     mlflow_port = StackSettings.model_fields["mlflow_port"].default
     assert jobs["mlflow"]["static_configs"] == [{"targets": [f"127.0.0.1:{mlflow_port}"]}]
-    # Prometheus' own port (PROMETHEUS_PORT, see deploy/prometheus/README.md) is free
+    # Prometheus' own port is PROMETHEUS_PORT, and no other default is
     own = int(jobs["prometheus"]["static_configs"][0]["targets"][0].rsplit(":", 1)[1])
-    taken = {int(p) for p in _port_defaults().values()} | {int(p) for p in replica_ports}
+    defaults = _port_defaults()
+    assert own == defaults.pop("prometheus_port")
+    taken = {int(p) for p in defaults.values()} | {int(p) for p in replica_ports}
     seaweed = StackSettings.model_fields["seaweed_base_port"].default
     taken |= set(range(seaweed, seaweed + 10))
     assert own not in taken
+    assert jobs["mlflow"]["basic_auth"] == {
+        "username": StackSettings.model_fields["mlflow_tracking_username"].default,
+        "password_file": "mlflow.password",  # next to the config, 0600 (the stack writes it)
+    }
+
+
+def test_the_committed_configs_are_the_stacks_own() -> None:
+    """`flightdelay stack compose` renders both from the spec: the native one at the default
+    settings (the stack writes the same text with its own into STACK_DIR/prometheus/)."""
+    from flightdelay.stack.backends.compose import render
+
+    files = render("flightdelay")
+    for name in CONFIGS:
+        assert files[f"deploy/prometheus/{name}"][0] == (PROM / name).read_text(), name
 
 
 def _compose_port(service: dict[str, Any]) -> int:
@@ -246,5 +262,6 @@ def test_configs_scrape_every_5s_and_load_the_rules(name: str) -> None:
     assert config["global"]["scrape_interval"] == "5s"
     assert config["global"]["evaluation_interval"] == "5s"
     assert config["rule_files"] == list(RULE_FILES)
-    for job in config["scrape_configs"]:
-        assert job.get("metrics_path", "/metrics") == "/metrics"
+    for job in config["scrape_configs"]:  # Prometheus itself serves under /prometheus/
+        own = "/prometheus/metrics" if job["job_name"] == "prometheus" else "/metrics"
+        assert job.get("metrics_path", "/metrics") == own

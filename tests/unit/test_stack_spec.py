@@ -37,7 +37,7 @@ def by_name(t: Target) -> dict[str, spec.Service]:
 def test_pure_nothing_written_nothing_installed(tmp_path: Path) -> None:
     services = spec.services(native(tmp_path), "flightdelay")
     assert [s.name for s in services] == [
-        "postgres", "s3", "mlflow", "pgadmin", "api1", "api2", "nginx", "watchdog"
+        "postgres", "s3", "mlflow", "pgadmin", "api1", "api2", "prometheus", "nginx", "watchdog"
     ]  # fmt: skip
     assert not (tmp_path / "stack").exists()
     assert spec.services(native(tmp_path), "flightdelay") == services  # deterministic
@@ -185,3 +185,41 @@ def test_the_auth_database_is_created_and_closed_to_the_reader() -> None:
     assert "REVOKE ALL ON DATABASE {db} FROM PUBLIC" in grants
     assert not any("GRANT " in g for g in grants)
 
+
+def test_prometheus_scrapes_every_replica_and_mlflow_signed_in(tmp_path: Path) -> None:
+    import yaml
+
+    t = native(tmp_path, api_replica_ports="18001,18002,18003", prometheus_port=23090)
+    services = by_name(t)
+    prom = services["prometheus"]
+    assert set(prom.depends_on) == {"mlflow", "api1", "api2", "api3"}
+    assert list(services).index("prometheus") < list(services).index("nginx")
+    assert prom.health == spec.Health(23090, "/prometheus/-/ready")
+    assert "--web.listen-address=127.0.0.1:23090" in prom.command
+    assert "--web.route-prefix=/prometheus/" in prom.command
+    assert "--web.external-url=http://127.0.0.1:5080/prometheus/" in prom.command
+    files = {Path(f.path).name: f for f in prom.files}
+    assert set(files) == {"prometheus.yml", "recording.yml", "alerts.yml", "mlflow.password"}
+    password = files["mlflow.password"]
+    assert password.mode == 0o600 and password.content == SECRETS["mlflow_tracking_password"]
+    assert Path(password.path).parent == Path(files["prometheus.yml"].path).parent
+    config = yaml.safe_load(files["prometheus.yml"].content)
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    replicas = [g["labels"]["replica"] for g in jobs["api"]["static_configs"]]
+    assert replicas == ["api1", "api2", "api3"]
+    assert jobs["api"]["static_configs"][2]["targets"] == ["127.0.0.1:18003"]
+    assert jobs["prometheus"]["static_configs"][0]["targets"] == ["127.0.0.1:23090"]
+    assert jobs["mlflow"]["basic_auth"] == {
+        "username": "mlflow",
+        "password_file": "mlflow.password",
+    }
+    line = " ".join(prom.command)
+    for secret in SECRETS.values():
+        assert secret not in files["prometheus.yml"].content and secret not in line
+    mlflow = services["mlflow"]
+    at = mlflow.command.index("--expose-prometheus")
+    assert mlflow.command[at + 1] == str(tmp_path / "stack/mlflow/metrics")
+    compose = by_name(Compose())["prometheus"]
+    assert compose.depends_on == ("mlflow", "api")
+    assert compose.command[:2] == ("/bin/sh", scripts.PROMETHEUS_ENTRYPOINT)
+    assert "--web.external-url=http://127.0.0.1:${NGINX_MLFLOW_PORT}/prometheus/" in compose.command

@@ -150,6 +150,7 @@ class StackSettings(PipelineSettings, ServiceSettings):
     # MLflow's basic-auth app signs its sessions and CSRF tokens with this (stable across restarts)
     mlflow_flask_server_secret_key: SecretStr = SecretStr("change-me-flask-secret")
     pgadmin_port: int = 55050
+    prometheus_port: int = 20090  # Prometheus (UI and API behind nginx at /prometheus/)
     seaweed_base_port: int = 58900  # SeaweedFS's internal master/volume/filer ports start here
     pgadmin_email: str = "admin@example.com"
     pgadmin_password: SecretStr = SecretStr("change-me-pgadmin")

@@ -123,6 +123,37 @@ def artifact_root(s: StackSettings) -> str:
     return f"artifact root {location}"
 
 
+def _prometheus_api(s: StackSettings, path: str) -> Any:
+    url = f"http://127.0.0.1:{s.nginx_mlflow_port}/prometheus/api/v1/{path}"
+    r = httpx.get(url, auth=_auth(s), timeout=5)
+    r.raise_for_status()
+    return r.json()["data"]
+
+
+def prometheus_targets(s: StackSettings) -> str:
+    """Every API replica and MLflow answer Prometheus's scrapes."""
+    targets = _prometheus_api(s, "targets?state=active")["activeTargets"]
+    jobs = [t for t in targets if t["labels"]["job"] in ("api", "mlflow")]
+    down = [
+        f"{t['labels'].get('replica') or t['labels']['job']} {t['health']}: {t['lastError']}"
+        for t in jobs
+        if t["health"] != "up"
+    ]
+    if not jobs or down:
+        raise RuntimeError(f"targets not up: {', '.join(down) or 'none configured'}")
+    return f"{len(jobs)} targets up (api replicas, mlflow)"
+
+
+def prometheus_rules(s: StackSettings) -> str:
+    groups = [
+        g for g in _prometheus_api(s, "rules")["groups"] if g["name"].startswith("flightdelay")
+    ]
+    alerts = [r for g in groups for r in g["rules"] if r["type"] == "alerting"]
+    if not alerts:
+        raise RuntimeError("no flightdelay alert rules loaded")
+    return f"{len(groups)} rule groups, {len(alerts)} alerts loaded"
+
+
 def dvc_remote(s: StackSettings) -> str:
     cmd = [str(VENV_BIN / "dvc"), "remote", "list"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -153,6 +184,26 @@ CHECKS: list[tuple[str, str, Callable[[StackSettings], str]]] = [
         "mlflow with credentials",
         "401: MLFLOW_TRACKING_USERNAME/PASSWORD; Postgres named: see .stack/logs/postgres.log",
         mlflow_store,
+    ),
+    (
+        "prometheus requires auth",
+        "nginx's /prometheus/ location should answer 401 without credentials",
+        _http("/prometheus/-/ready", 401, "mlflow"),
+    ),
+    (
+        "prometheus ready",
+        "see .stack/logs/prometheus.log",
+        _http("/prometheus/-/ready", 200, "mlflow", auth=True),
+    ),
+    (
+        "prometheus targets up",
+        "Prometheus UI /prometheus/targets names the error; .stack/logs/api*.log, mlflow.log",
+        prometheus_targets,
+    ),
+    (
+        "prometheus rules loaded",
+        "promtool check rules deploy/prometheus/rules/*.yml; .stack/logs/prometheus.log",
+        prometheus_rules,
     ),
     ("pgadmin via nginx", "see .stack/logs/pgadmin.log", _http("/misc/ping", 200, "pgadmin")),
     ("features database", "check POSTGRES_* in .env; see .stack/logs/postgres.log", database),

@@ -54,6 +54,7 @@ class Tools:
     pgadmin: Path
     s3_kind: str  # "seaweedfs" or "minio" (a `minio` binary found on PATH)
     s3: Path
+    prometheus: Path = Path("/usr/bin/prometheus")  # Debian's package
 
     @classmethod
     def expected(cls, layout: Layout, minio: Path | None = None) -> Tools:

@@ -133,6 +133,14 @@ def status(settings: StackSettings) -> dict[str, str]:
     return states
 
 
+def control(settings: StackSettings, action: str, name: str) -> None:
+    """`supervisorctl stop|start|restart <name>` on this running stack (one service)."""
+    layout = Layout.of(settings)
+    if not supervisor.running(layout):
+        raise UserError(f"the stack in {layout.root} is not running: `flightdelay stack up`")
+    supervisor.ctl(layout, action, name)
+
+
 def service_pids(settings: StackSettings) -> dict[str, int]:
     """PID of each running service (for memory measurements)."""
     states = supervisor.states(Layout.of(settings))

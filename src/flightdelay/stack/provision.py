@@ -50,6 +50,26 @@ def nginx_binary() -> Path:
     return Path(found)
 
 
+def prometheus_binary() -> Path:
+    """Prometheus from Debian, installed when missing, its own system service kept from starting
+    (a policy-rc.d answering 101 during the install): the stack runs its own."""
+    found = shutil.which("prometheus")
+    if found:
+        return Path(found)
+    log.info("installing prometheus (Debian package)")
+    policy = Path("/usr/sbin/policy-rc.d")
+    added = os.geteuid() == 0 and not policy.exists()
+    if added:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        apt_install("prometheus")
+    finally:
+        if added:
+            policy.unlink(missing_ok=True)
+    return Path("/usr/bin/prometheus")
+
+
 def tool_venv(exe: Path, package: str) -> Path:
     """`exe` from `package`, installed into its own venv (two levels above `exe`) when missing."""
     venv = exe.parent.parent
@@ -71,14 +91,15 @@ def ensure_tools(layout: Layout) -> Tools:
     if tools.s3_kind == "seaweedfs":
         tool_venv(tools.s3, SEAWEEDFS)
     tool_venv(tools.pgadmin, PGADMIN)
-    return Tools(tools.venv_bin, nginx_binary(), tools.pgadmin, tools.s3_kind, tools.s3)
+    nginx, prometheus = nginx_binary(), prometheus_binary()
+    return Tools(tools.venv_bin, nginx, tools.pgadmin, tools.s3_kind, tools.s3, prometheus)
 
 
 def ensure_state(settings: StackSettings, layout: Layout) -> None:
     """The folders, and the PostgreSQL cluster (initdb once, as `postgres` when root)."""
     layout.root.mkdir(parents=True, exist_ok=True)
     os.chmod(layout.root, 0o755)
-    for d in ("logs", "nginx/tmp", "s3/logs", "s3/data", "pgadmin", "pg", "tmp"):
+    for d in ("logs", "nginx/tmp", "s3/logs", "s3/data", "pgadmin", "pg", "tmp", "prometheus"):
         (layout.root / d).mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
         shutil.chown(layout.dir("pg"), "postgres", "postgres")

@@ -100,6 +100,14 @@ def _tool_servers(t: Target) -> str:
             proxy_read_timeout 300s;
             proxy_request_buffering off;
         }}
+        # Prometheus's UI and API (served under /prometheus/), with the same login
+        location /prometheus/ {{
+            auth_basic "Prometheus";
+            auth_basic_user_file {t.path("nginx", "htpasswd")};
+            proxy_pass {_http(*t.addr("prometheus"))};
+            proxy_set_header Host $http_host;
+            proxy_set_header Authorization "";
+        }}
     }}
 
     # pgAdmin

@@ -14,6 +14,7 @@ POSTGRES_INIT = "/docker-entrypoint-initdb.d/10-flightdelay.sh"
 PGADMIN_ENTRYPOINT = "/flightdelay-entrypoint.sh"
 NGINX_CONF = "/etc/nginx/nginx.conf"
 NGINX_SECRETS = "/docker-entrypoint.d/40-secrets.sh"
+PROMETHEUS_ENTRYPOINT = "/flightdelay-prometheus.sh"
 _HEAD = (
     "#!/bin/sh\n# Rendered by `flightdelay stack compose` from flightdelay.stack: do not edit.\n"
 )

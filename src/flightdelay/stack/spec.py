@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from flightdelay.core.config import StackSettings
-from flightdelay.stack import bootstrap, render, scripts
+from flightdelay.stack import bootstrap, prometheus, render, scripts
 from flightdelay.stack.targets import NGINX_KINDS, Native, Target, port_setting
 
 
@@ -137,8 +137,13 @@ def _mlflow(t: Target) -> Service:
     _, port = t.addr("mlflow")
     owner = f"{t.value('postgres_user')}:{t.url_part('postgres_password')}"
     hosts = ["localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"]
-    hosts += [] if isinstance(t, Native) else [f"{t.nginx_host}:*"]
-    command = [t.exe("mlflow"), "server", "--app-name", "basic-auth", "--serve-artifacts"]
+    # compose: nginx and Prometheus (its scrape says Host: mlflow:5000) reach it by name
+    hosts += [] if isinstance(t, Native) else [f"{t.nginx_host}:*", f"{t.addr('mlflow')[0]}:*"]
+    metrics = t.path("mlflow", "metrics")
+    # the workers' metric files: emptied at every start (a dead worker's would count on)
+    command = ["/bin/sh", "-c", 'rm -rf "$0" && mkdir -p "$0" && exec "$@"', metrics]
+    command += [t.exe("mlflow"), "server", "--app-name", "basic-auth", "--serve-artifacts"]
+    command += ["--expose-prometheus", metrics]
     command += ["--artifacts-destination", f"s3://{t.value('s3_bucket_mlflow')}/artifacts"]
     command += ["--host", t.bind(), "--port", str(port), "--workers", "2"]
     command += ["--allowed-hosts", ",".join(hosts)]
@@ -168,6 +173,26 @@ def _mlflow(t: Target) -> Service:
     health = Health(port, MLFLOW_PROBE, auth=True)
     service = Service("mlflow", tuple(command), health, env, ports, ("postgres", "s3"))
     return replace(service, files=(ini,))
+
+
+def _prometheus(t: Target, after: tuple[str, ...]) -> Service:
+    """Prometheus: scrapes every API replica and MLflow, evaluates deploy/prometheus's rules;
+    served under /prometheus/ (nginx: basic auth on the MLflow port)."""
+    _, port = t.addr("prometheus")
+    health, ports = Health(port, prometheus.ROUTE + "-/ready"), (Port("PROMETHEUS_PORT", port),)
+    service = Service("prometheus", (), health, ports=ports, depends_on=after)
+    if not isinstance(t, Native):
+        conf = f"{prometheus.COMPOSE_CONFIG_DIR}/prometheus.yml"
+        args = prometheus.arguments(t, conf, "/prometheus")
+        script = File(scripts.PROMETHEUS_ENTRYPOINT, prometheus.compose_entrypoint(t), 0o755)
+        return replace(service, command=("/bin/sh", script.path, *args), files=(script,))
+    d = t.path("prometheus", "")
+    files = [File(f"{d}/prometheus.yml", prometheus.config(t))]
+    files += [File(f"{d}/rules/{name}", text) for name, text in prometheus.rules().items()]
+    password = t.value("mlflow_tracking_password")
+    files += [File(f"{d}/{prometheus.PASSWORD_FILE}", password, 0o600)]
+    args = prometheus.arguments(t, files[0].path, f"{d}/data")
+    return replace(service, command=(t.exe("prometheus"), *args), files=tuple(files))
 
 
 def _pgadmin(t: Target) -> Service:
@@ -258,6 +283,7 @@ def services(t: Target, model_name: str) -> list[Service]:
     """Every service of the stack, in start order (each after what it depends on)."""
     apis = _apis(t, model_name)
     before = [_postgres(t), _s3(t), _mlflow(t), _pgadmin(t), *apis]
+    before.append(_prometheus(t, ("mlflow", *(s.name for s in apis))))
     out = [*before, _nginx(t, tuple(s.name for s in before))]
     return out + ([_watchdog(t, apis)] if isinstance(t, Native) else [])
 

@@ -23,9 +23,17 @@ INTERNAL_PORTS = {
     "s3": "s3_port",
     "mlflow": "mlflow_port",
     "pgadmin": "pgadmin_port",
+    "prometheus": "prometheus_port",
 }
 # container ports in compose (the images' usual ones)
-COMPOSE_PORTS = {"postgres": 5432, "s3": 9000, "mlflow": 5000, "pgadmin": 80, "api": 8000}
+COMPOSE_PORTS = {
+    "postgres": 5432,
+    "s3": 9000,
+    "mlflow": 5000,
+    "pgadmin": 80,
+    "api": 8000,
+    "prometheus": 9090,
+}
 COMPOSE_NGINX_PORTS = {
     "http": 8080,
     "https": 8443,
@@ -151,6 +159,7 @@ class Native(Target):
         found: dict[str, Path] = {
             "nginx": self.tools.nginx,
             "pgadmin4": self.tools.pgadmin,
+            "prometheus": self.tools.prometheus,
             self.tools.s3_kind: self.tools.s3,
         }
         return str(found.get(name, self.tools.venv_bin / name))

@@ -17,12 +17,15 @@ import yaml
 
 from flightdelay.core.config import StackSettings
 from flightdelay.stack import bootstrap, spec
-from flightdelay.stack.targets import Compose
+from flightdelay.stack.targets import Compose, Native
 
 COMPOSE_FILE = "docker-compose.yaml"
 DOCKER_DIR = "Docker"
 MINIO = "quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z"
 MC = "quay.io/minio/mc:RELEASE.2025-04-16T18-13-26Z"
+# the 2.x LTS line: the config and rule syntax of Debian's 2.42, which the native stack runs
+PROMETHEUS = "prom/prometheus:v2.53.4"
+PROMETHEUS_CONFIGS = {"native": "prometheus.yml", "compose": "prometheus.compose.yml"}
 
 
 def _build(name: str) -> dict[str, Any]:
@@ -38,6 +41,11 @@ IMAGES: dict[str, dict[str, Any]] = {
     "pgadmin": {"image": "dpage/pgadmin4:9.18", "volumes": ["pgadmin:/var/lib/pgadmin"]},
     "api": _build("api") | {"run": "command"},
     "nginx": _build("nginx") | {"volumes": ["nginx-secrets:/etc/nginx/secrets"]},
+    "prometheus": {
+        "image": PROMETHEUS,
+        "volumes": ["./deploy/prometheus:/etc/prometheus:ro", "promdata:/prometheus"],
+        "run": "entrypoint",
+    },
 }
 IMAGES["pgadmin"]["run"] = "entrypoint"
 PROBES = {"postgres": "pg", "s3": "mc", "mlflow": "py", "pgadmin": "wget", "api": "py"}
@@ -164,9 +172,26 @@ def render(model_name: str) -> dict[str, tuple[str, int]]:
         doc["services"][s.name] = _service(s)
         files |= {_mount(s, f)[0]: (f.content, f.mode) for f in s.files}
     doc["services"] |= _jobs()
-    doc["volumes"] = {name: None for name in ("pgdata", "s3data", "pgadmin", "nginx-secrets")}
+    volumes = ("pgdata", "s3data", "pgadmin", "nginx-secrets", "promdata")
+    doc["volumes"] = {name: None for name in volumes}
     text = yaml.safe_dump(doc, sort_keys=False, width=1000, default_flow_style=False)
+    files |= _prometheus_configs()
     return {COMPOSE_FILE: (HEADER + text.replace(": null\n", ":\n"), 0o644)} | files
+
+
+def _prometheus_configs() -> dict[str, tuple[str, int]]:
+    """deploy/prometheus's two configs: compose's (mounted), and the native one at the default
+    settings (the stack renders that same text from its own settings)."""
+    from flightdelay.stack import prometheus
+    from flightdelay.stack.layout import Layout, Tools
+
+    defaults = StackSettings.model_construct()
+    layout = Layout(Path("."), Path("."))
+    native = Native(defaults, layout, Tools.expected(layout))
+    return {
+        f"deploy/prometheus/{name}": (prometheus.config(t), 0o644)
+        for name, t in zip(PROMETHEUS_CONFIGS.values(), (native, Compose()), strict=True)
+    }
 
 
 def write(root: Path, model_name: str) -> list[str]:
