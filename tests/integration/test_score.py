@@ -9,6 +9,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +20,17 @@ import pandas as pd
 import pytest
 import typer
 import yaml
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from flightdelay.cli import user_errors
 from flightdelay.core.config import SERVING_ALIAS, VariantParams
-from flightdelay.core.db import arrow_table, write_parquet
+from flightdelay.core.db import arrow_table, make_engine, write_parquet
 from flightdelay.core.estimator import build_pipeline
 from flightdelay.core.model_code import coerce_frame
 from flightdelay.pipeline import score, score_cli
 from flightdelay.serving.runtime.compile import compile_pipeline
+from tests.conftest import venv_env
 from tests.helpers.serving import (
     CATEGORICAL,
     MODEL,
@@ -246,3 +251,105 @@ def test_spark_sql_falls_back_to_the_udf_for_a_model_that_does_not_compile(
     assert report["engine"] == "spark-udf" and report["model"]["version"] == 2
     assert "does not compile" in report["fallback_reason"]
     assert_same_predictions(project, base)
+
+
+# --------------------------------------------------------------------------------------------
+# PostgreSQL: the Spark engines read the feature table and write `predictions` through JDBC
+# --------------------------------------------------------------------------------------------
+
+CUTOFF = "2013-06-01T00:00:00Z"
+
+
+@pytest.fixture
+def pg_project(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, str]]:
+    """`project` on a throwaway PostgreSQL whose feature table holds the rows of both splits
+    (test a year later: a time split at CUTOFF selects them again)."""
+    from flightdelay.stack.pgcluster import throwaway_postgres
+
+    train, test = feature_split(500, 3), feature_split(300, 4)
+    test["time_hour"] = test["time_hour"] + pd.DateOffset(years=1)
+    for split, frame in (("train", train), ("test", test)):
+        write_parquet(arrow_table(frame), project / f"data/processed/{split}.parquet")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["features"]["split"] = {"strategy": "time", "column": "time_hour", "cutoff": CUTOFF}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    with throwaway_postgres() as info:
+        engine = make_engine(info["features"])
+        pd.concat([test, train]).to_sql("flight_features", engine, index=False)  # any order
+        engine.dispose()
+        monkeypatch.setenv("DATABASE_URL", info["features"])
+        yield project, info["features"]
+
+
+def stage_process(project: Path) -> dict[str, Any]:
+    """`flightdelay score` as its own process (as `make score` runs it): a JVM started with
+    the JDBC driver on its class path (a JVM already started in this process has not)."""
+    cmd = [sys.executable, "-m", "flightdelay.cli", "score", "--data-dir", "data/processed"]
+    done = subprocess.run(
+        [*cmd, "--out-dir", "data/predictions"],
+        cwd=project,
+        env=venv_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report: dict[str, Any] = json.loads((project / "data/predictions/score.json").read_text())
+    return report
+
+
+def pg_predictions(url: str) -> pd.DataFrame:
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        names = set(conn.execute(text("SELECT tablename FROM pg_tables")).scalars())
+        frame = pd.read_sql(text("SELECT * FROM predictions"), conn)
+    engine.dispose()
+    assert "predictions__new" not in names
+    return frame
+
+
+@pytest.mark.slow
+@needs_spark
+@pytest.mark.parametrize("engine", ["spark-sql", "spark-udf"])
+def test_spark_reads_and_writes_postgres_through_jdbc(
+    pg_project: tuple[Path, str], engine: str
+) -> None:
+    project, url = pg_project
+    run_stage(project)  # pandas: the export in, the bulk loader (COPY) out
+    base = {s: pd.read_parquet(project / f"data/predictions/{s}.parquet") for s in score.SPLITS}
+    set_params(project, engine=engine)
+    report = stage_process(project)
+    assert report["input"] == {"source": "jdbc", "why_not_jdbc": None}
+    assert report["engine"] == engine and report["table"]["rows"] == 800
+    assert_same_predictions(project, base)  # same rows, order and probabilities as pandas
+    table = pg_predictions(url)
+    assert sorted(table.columns) == sorted(["split", *OUTPUT])
+    for split, expected in base.items():
+        got = table[table["split"] == split].sort_values("time_hour").reset_index(drop=True)
+        assert len(got) == len(expected)
+        assert (got["time_hour"] == expected["time_hour"]).all()  # instants survive JDBC
+        np.testing.assert_allclose(got["probability"], expected["probability"], rtol=0, atol=1e-9)
+        assert (got["label"] == expected["label"]).all()
+
+
+def test_jdbc_input_needs_a_split_sql_can_select(pg_project: tuple[Path, str]) -> None:
+    from flightdelay.core.params import load_params
+    from flightdelay.pipeline.score_jdbc import jdbc_target
+
+    project, url = pg_project
+    sources = {s: project / f"data/processed/{s}.parquet" for s in score.SPLITS}
+    params = load_params(project / "params.yaml")
+    jdbc, why = jdbc_target(url, params, sources)
+    assert jdbc is not None and why == "" and "password" not in repr(jdbc)
+    assert jdbc.url.startswith("jdbc:postgresql://127.0.0.1:") and "@" not in jdbc.url
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    raw["features"]["split"] = {"strategy": "random", "test_fraction": 0.2, "seed": 1}
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert jdbc_target(url, load_params(project / "params.yaml"), sources) == (
+        None,
+        "features.split random has no SQL form",
+    )
+    raw["features"]["split"] = {"strategy": "time", "column": "time_hour", "cutoff": "2013-01-05"}
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    jdbc, why = jdbc_target(url, load_params(project / "params.yaml"), sources)
+    assert jdbc is None and why.startswith("the train query has 96 rows")

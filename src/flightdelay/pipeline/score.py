@@ -172,6 +172,19 @@ def sql_type(arrow_type: pa.DataType) -> str:
     return "TEXT"
 
 
+def predictions_ddl(engine: Any, schema: pa.Schema, keys: Sequence[str]) -> tuple[TableDDL, str]:
+    """The `predictions` table for prediction files of `schema`: `split` first, the key
+    columns nullable, the rest NOT NULL; and the body of its CREATE TABLE."""
+    names = ["split", *schema.names]
+    types = ["TEXT", *(sql_type(schema.field(n).type) for n in schema.names)]
+    ddl = TableDDL(TABLE, tuple(Column(n, t, n in keys) for n, t in zip(names, types, strict=True)))
+    body = ", ".join(
+        f"{quote(engine, c.name)} {c.sql_type}" + ("" if c.nullable else " NOT NULL")
+        for c in ddl.columns
+    )
+    return ddl, body
+
+
 def write_table(database_url: str, files: dict[str, Path], keys: Sequence[str], chunk: int) -> int:
     """Replace the `predictions` table with every split's rows in one transaction (a failure
     keeps the previous table); returns the rows written."""
@@ -179,16 +192,7 @@ def write_table(database_url: str, files: dict[str, Path], keys: Sequence[str], 
 
     engine = make_engine(database_url)
     try:
-        schema = pq.read_schema(next(iter(files.values())))
-        names = ["split", *schema.names]
-        types = ["TEXT", *(sql_type(schema.field(n).type) for n in schema.names)]
-        ddl = TableDDL(
-            TABLE, tuple(Column(n, t, n in keys) for n, t in zip(names, types, strict=True))
-        )
-        body = ", ".join(
-            f"{quote(engine, c.name)} {c.sql_type}" + ("" if c.nullable else " NOT NULL")
-            for c in ddl.columns
-        )
+        ddl, body = predictions_ddl(engine, pq.read_schema(next(iter(files.values()))), keys)
         total = 0
         with raw_transaction(engine) as conn:
             cur = conn.cursor()
@@ -196,14 +200,14 @@ def write_table(database_url: str, files: dict[str, Path], keys: Sequence[str], 
             cur.execute(f"CREATE TABLE {quote(engine, TABLE)} ({body})")
             cur.close()
             for split, path in files.items():
-                frame = pd.read_parquet(path, dtype_backend="numpy_nullable")
-                frame.insert(0, "split", split)
-                data = to_arrow(ddl, frame, engine.dialect.name)
+                table = pq.read_table(path)
+                table = table.add_column(0, "split", pa.array([split] * table.num_rows))
+                data = to_arrow(ddl, table, engine.dialect.name)
                 with tqdm(
-                    total=len(frame), desc=f"table {split}", unit="rows", unit_scale=True
+                    total=table.num_rows, desc=f"table {split}", unit="rows", unit_scale=True
                 ) as bar:
                     bulk_insert(conn, engine, TABLE, data, chunk, bar.update)
-                total += len(frame)
+                total += table.num_rows
     finally:
         engine.dispose()
     return total
@@ -231,8 +235,10 @@ def score(
     sources: dict[str, Path],
     out_dir: Path,
     keys: Sequence[str],
+    jdbc: Any = None,
 ) -> dict[str, Any]:
-    """Score every split with `sp.engine`; returns the report (engine that ran, rows, speed)."""
+    """Score every split with `sp.engine` (Spark: through `jdbc` when given); returns the
+    report (engine that ran, rows, speed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {s: out_dir / f"{s}.parquet" for s in sources}
     report: dict[str, Any] = {"engine_requested": sp.engine, "engine": sp.engine, "splits": {}}
@@ -244,7 +250,7 @@ def score(
     else:
         from flightdelay.pipeline.score_spark import score_spark
 
-        report.update(score_spark(sp, model, sources, files, keys))
+        report.update(score_spark(sp, model, sources, files, keys, jdbc))
     return report
 
 
@@ -274,9 +280,17 @@ def main(data_dir: str, out_dir: str) -> None:
             model.run_id,
             sp.engine,
         )
-        report = score(sp, model, sources, out, params.features.key)
-    files = {s: out / f"{s}.parquet" for s in SPLITS}
-    rows = write_table(settings.database_url, files, params.features.key, sp.batch_rows)
+        jdbc, why = None, "the pandas engine reads the export"
+        if sp.engine != "pandas":
+            from flightdelay.pipeline.score_jdbc import jdbc_target
+
+            jdbc, why = jdbc_target(settings.database_url, params, sources)
+        report = score(sp, model, sources, out, params.features.key, jdbc)
+    report["input"] = {"source": "jdbc" if jdbc else "parquet", "why_not_jdbc": why or None}
+    rows = report.pop("table_rows", None)
+    if rows is None:  # the project's bulk loader (the JDBC path wrote the table itself)
+        files = {s: out / f"{s}.parquet" for s in SPLITS}
+        rows = write_table(settings.database_url, files, params.features.key, sp.batch_rows)
     report["model"] = {
         "name": model.name,
         "version": model.version,

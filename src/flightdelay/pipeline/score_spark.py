@@ -32,6 +32,7 @@ from tqdm import tqdm
 from flightdelay.core.errors import UserError
 from flightdelay.core.params import ScoreParams
 from flightdelay.pipeline.score import ServedVersion, check_columns, speed
+from flightdelay.pipeline.score_jdbc import JAR, Jdbc, read_split, write_predictions
 from flightdelay.pipeline.score_sql import FLOATING, SqlUnusable, compiled_expression
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,10 @@ TOLERANCE = 1e-9
 UNSEEN = "\x00never-seen\x00"
 
 
-def spark_conf(master: str, batch_rows: int) -> dict[str, str]:
-    """The session's settings; a local master also keeps the driver and its UI off the network."""
+def spark_conf(master: str, batch_rows: int, jars: Sequence[str] = ()) -> dict[str, str]:
+    """The session's settings; a local master also keeps the driver and its UI off the network.
+    JVMs run in UTC (JDBC timestamps); `jars` (the JDBC driver) go to `spark.jars`."""
+    utc = "-Duser.timezone=UTC"
     conf = {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
@@ -49,20 +52,24 @@ def spark_conf(master: str, batch_rows: int) -> dict[str, str]:
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(batch_rows),
         "spark.ui.showConsoleProgress": "false",  # tqdm below shows the tasks instead
         "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
+        "spark.driver.extraJavaOptions": utc,
+        "spark.executor.extraJavaOptions": utc,
     }
+    if jars:
+        conf["spark.jars"] = ",".join(jars)
     if master.startswith("local"):
         conf |= {
             "spark.driver.host": "127.0.0.1",
             "spark.driver.bindAddress": "127.0.0.1",
             "spark.ui.enabled": "false",
             # The expression compiles to one big method: let the JIT compile it anyway (4x).
-            "spark.driver.extraJavaOptions": "-XX:-DontCompileHugeMethods",
+            "spark.driver.extraJavaOptions": f"{utc} -XX:-DontCompileHugeMethods",
         }
     return conf
 
 
 @contextmanager
-def spark_session(batch_rows: int) -> Iterator[Any]:
+def spark_session(batch_rows: int, jars: Sequence[str] = ()) -> Iterator[Any]:
     """A SparkSession on SPARK_MASTER (default `local[*]`), stopped afterwards."""
     try:
         from pyspark.sql import SparkSession
@@ -75,7 +82,7 @@ def spark_session(batch_rows: int) -> Iterator[Any]:
         raise UserError("the Spark engines need Java 17+: `make system-deps` installs openjdk")
     master = os.environ.get("SPARK_MASTER", "local[*]")
     builder = SparkSession.builder.master(master).appName("flightdelay-score")
-    for key, value in spark_conf(master, batch_rows).items():
+    for key, value in spark_conf(master, batch_rows, jars).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     # PySpark's Python workers run `SparkContext.pythonExec` (PYSPARK_PYTHON, else `python3` on
@@ -153,15 +160,24 @@ def uses_python(df: Any) -> bool:
 
 
 def read_input(
-    spark: Any, src: Path, model: ServedVersion, keys: Sequence[str], partitions: int | None
+    spark: Any,
+    src: Path,
+    model: ServedVersion,
+    keys: Sequence[str],
+    partitions: int | None,
+    jdbc: Jdbc | None = None,
 ) -> Any:
     """`src`'s key and input columns with `_row` (the file order), spread over `partitions`
-    tasks when given (one task reads one parquet row group otherwise)."""
+    tasks when given (one task reads one parquet row group otherwise). With `jdbc`, the same
+    rows, columns, types and order come from the feature table through JDBC (one task)."""
     from pyspark.sql import functions as F
 
-    df = spark.read.parquet(str(src.resolve()))
-    check_columns(df.columns, model, keys, src)
-    df = df.select(*dict.fromkeys([*keys, *model.inputs]))
+    check_columns(pq.read_schema(src).names, model, keys, src)
+    columns = list(dict.fromkeys([*keys, *model.inputs]))
+    if jdbc is not None:
+        df = read_split(spark, jdbc, src.stem, src, columns)
+    else:
+        df = spark.read.parquet(str(src.resolve())).select(*columns)
     df = df.withColumn("_row", F.monotonically_increasing_id())
     return df.repartition(partitions) if partitions else df
 
@@ -231,10 +247,12 @@ def score_spark(
     sources: Mapping[str, Path],
     files: Mapping[str, Path],
     keys: Sequence[str],
+    jdbc: Jdbc | None = None,
 ) -> dict[str, Any]:
-    """Score every split on Spark; returns the report (engine that ran, fallback reason,
-    master, whether Python workers ran, rows and speed per split)."""
-    with spark_session(sp.batch_rows) as spark:
+    """Score every split on Spark (reading and writing through `jdbc` when given); returns the
+    report (engine that ran, fallback reason, master, whether Python workers ran, rows and
+    speed per split, and `table_rows` when the table was written through JDBC)."""
+    with spark_session(sp.batch_rows, [str(JAR)] if jdbc else []) as spark:
         expr, reason = None, ""
         if sp.engine == "spark-sql":
             expr, reason = sql_or_reason(spark, sp, model, next(iter(sources.values())))
@@ -247,12 +265,14 @@ def score_spark(
         }
         for split, src in sources.items():
             start = time.perf_counter()
-            out = predictions(
-                read_input(spark, src, model, keys, sp.spark_partitions), column, model, keys
-            )
+            df = read_input(spark, src, model, keys, sp.spark_partitions, jdbc)
+            out = predictions(df, column, model, keys)
             report["python_workers"] = uses_python(out)
             with task_progress(spark, f"score {split}"):
                 write_single(out, files[split])
             rows = pq.ParquetFile(files[split]).metadata.num_rows
             report["splits"][split] = speed(rows, time.perf_counter() - start)
+        if jdbc is not None:
+            with task_progress(spark, "table predictions"):
+                report["table_rows"] = write_predictions(spark, jdbc, files, keys, sp.batch_rows)
     return report
