@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flightdelay.core.model_code import coerce_frame
-from flightdelay.serving import hotpath
+from flightdelay.serving import hotpath, slices
 from flightdelay.serving.app import create_app
 from flightdelay.serving.metrics import ServiceMetrics
 from flightdelay.serving.routes.predict import score_body
@@ -117,3 +117,27 @@ def test_the_hot_path_counts_itself_and_names_the_instance(tmp_path: Path) -> No
     assert f"{line} {1.0 + (before.status_code == 200)}" in metrics, metrics
     assert 'route="/predict",status="422"} 1.0' in metrics
     assert 'predictions_total{model_version="1"} ' in metrics
+
+
+def test_large_bodies_sliced_give_the_same_answers_and_errors(
+    served: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _, kind = served
+    body = bodies(kind)
+    whole = {n: client.post("/predict", content=b).json() for n, b in body.items()}
+    monkeypatch.setattr(hotpath, "SLICE_BYTES", 0)  # every body is "large"
+    monkeypatch.setattr(slices, "RECORDS_PER_SLICE", 7)
+    for name, b in body.items():
+        r = client.post("/predict", content=b)
+        assert r.status_code == 200 and r.json() == whole[name], name
+    recs = json.loads(body["list 40"])
+    column = next(iter(recs[0]))
+    bad = [*recs[:25], recs[25] | {column: True}, *recs[26:]]
+    r = client.post("/predict", json=bad)
+    assert r.status_code == 422 and r.json()["detail"].startswith(f"record 25: field '{column}'")
+    twice = json.dumps(recs).encode()[:-2] + b', "%s": null}]' % column.encode()
+    r = client.post("/predict", content=twice)
+    assert r.status_code == 422 and "given twice" in r.json()["detail"], r.text
+    cols = json.loads(body["columns 40"])["columns"]
+    r = client.post("/predict", json={"columns": cols | {column: cols[column][:-1]}})
+    assert r.status_code == 422 and f"'{column}' has 39" in r.json()["detail"], r.text

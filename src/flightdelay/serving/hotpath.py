@@ -10,8 +10,9 @@ refused after its first message when its declared `Content-Length` passes it, a 
 soon as it does); the request metrics (it counts itself, as it bypasses MetricsMiddleware) and
 the `x-served-by` header; a client that leaves mid-body is counted 499, not 500.
 
-Bodies are validated by the model's compiled validator (:mod:`.validator`) and scored by the
-compiled scorer, large batches column by column into numpy (:mod:`.runtime.batch`). Anything the
+Bodies are validated by the model's compiled validator (:mod:`.validator`), bodies over a MiB
+in slices with the event loop let run in between (:mod:`.slices`), and scored by the compiled
+scorer, large batches column by column into numpy (:mod:`.runtime.batch`). Anything the
 compiled validator refuses, any scorer but the compiled one, and any body whose colon count
 says a key may be given twice, goes the reference way (:func:`.routes.predict.score_body`:
 pydantic, whose 4xx names the field and the record), so the answers and errors are the same.
@@ -20,6 +21,7 @@ The route also stays declared on the FastAPI app, for /docs and /openapi.json.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -34,6 +36,7 @@ from flightdelay.serving.routes.predict import BATCH_FORM, score_body, single_an
 from flightdelay.serving.runtime import ModelHolder, ServedModel
 from flightdelay.serving.runtime.batch import score_batch
 from flightdelay.serving.runtime.scorer import LinearScorer
+from flightdelay.serving.slices import SLICE_BYTES, columns_in_slices, records_in_slices
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,25 @@ def answer(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> tuple[i
         return 200, fast
     response = score_body(served, body, metrics)
     return response.status_code, bytes(response.body)
+
+
+async def large_answer(
+    served: ServedModel, body: bytes, metrics: ServiceMetrics
+) -> tuple[int, bytes]:
+    """`answer` for a body over SLICE_BYTES: validated in slices (:mod:`.slices`)."""
+    form = BATCH_FORM.match(body)
+    if form is None or served.scorer.kind != "linear":
+        return answer(served, body, metrics)
+    columnar = not form.group().endswith(b"[")
+    try:
+        slicing = columns_in_slices if columnar else records_in_slices
+        batch = await slicing(served, body)
+    except _REFUSED:
+        batch = None
+    if batch is None:
+        return answer(served, body, metrics)  # the reference way: its errors name the field
+    await asyncio.sleep(0)
+    return 200, _batch(served, *batch, columnar, metrics)
 
 
 def fast_answer(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> bytes | None:
@@ -194,4 +216,6 @@ class PredictEndpoint:
         if body is None:
             too_large = f"body larger than {self.limit} bytes (API_MAX_BODY_BYTES)"
             return 413, orjson.dumps({"detail": too_large})
+        if len(body) > SLICE_BYTES:
+            return await large_answer(served, body, self.metrics)
         return answer(served, body, self.metrics)

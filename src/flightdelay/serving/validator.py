@@ -32,6 +32,11 @@ class CompiledValidator:
     one: msgspec.json.Decoder[Any]
     many: msgspec.json.Decoder[Any]
     cols: msgspec.json.Decoder[Any]
+    # large bodies, in slices: the records or columns left undecoded (msgspec.Raw), then each
+    # slice of records or each column by itself
+    raw_many: msgspec.json.Decoder[Any]
+    raw_cols: msgspec.json.Decoder[Any]
+    column: dict[str, msgspec.json.Decoder[Any]]
 
     def columns_of(self, records: Sequence[Any]) -> dict[str, tuple[Any, ...]]:
         """A decoded list of records as one tuple per column (transposed in C)."""
@@ -61,20 +66,28 @@ def build_validator(
     struct: Callable[..., Any] = msgspec.defstruct
     record = struct(
         "Record", list(zip(attrs.values(), types, strict=True)),
-        forbid_unknown_fields=True, rename=rename,
+        forbid_unknown_fields=True, rename=rename, gc=False,
     )  # fmt: skip
     sized = msgspec.Meta(min_length=1, max_length=max_batch)
     column_types = [Annotated[list[t], sized] for t in types]  # type: ignore[valid-type]
     data = struct(
         "ColumnsData", list(zip(attrs.values(), column_types, strict=True)),
+        forbid_unknown_fields=True, rename=rename, gc=False,
+    )  # fmt: skip
+    columns = struct("Columns", [("columns", data)], forbid_unknown_fields=True, gc=False)
+    many: Any = Annotated[list[record], sized]  # type: ignore[valid-type]
+    raw_data = struct(
+        "RawColumnsData", [(a, msgspec.Raw) for a in attrs.values()],
         forbid_unknown_fields=True, rename=rename,
     )  # fmt: skip
-    columns = struct("Columns", [("columns", data)], forbid_unknown_fields=True)
-    many: Any = Annotated[list[record], sized]  # type: ignore[valid-type]
+    raw_columns = struct("RawColumns", [("columns", raw_data)], forbid_unknown_fields=True)
     return CompiledValidator(
         names=names,
         attrs=attrs,
         one=msgspec.json.Decoder(record),
         many=msgspec.json.Decoder(many),
         cols=msgspec.json.Decoder(columns),
+        raw_many=msgspec.json.Decoder(Annotated[list[msgspec.Raw], sized]),
+        raw_cols=msgspec.json.Decoder(raw_columns),
+        column={n: msgspec.json.Decoder(t) for n, t in zip(names, column_types, strict=True)},
     )
