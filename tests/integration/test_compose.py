@@ -76,7 +76,9 @@ def test_same_services_as_the_native_stack(spec: dict, tmp_path: Path) -> None: 
     apis = [s for s in native if s.name.startswith("api")]
     as_compose = {s.name: ("api" if s in apis else s.name) for s in native}
     jobs = {"createbuckets", "pgadmin-volume"}  # what the native manager does in-process
-    assert set(as_compose.values()) | jobs == set(spec["services"])
+    # `dvc repro` in the pipeline image (natively: the user's own shell), only under its profile
+    assert set(as_compose.values()) | jobs | {"pipeline"} == set(spec["services"])
+    assert spec["services"]["pipeline"]["profiles"] == ["pipeline"]
     assert spec["services"]["api"]["deploy"]["replicas"] == len(apis) == 2
     assert "Docker/api.Dockerfile" in spec["services"]["api"]["build"]["dockerfile"]
     assert spec["services"]["s3"]["image"].startswith("quay.io/minio/minio:RELEASE.")
@@ -272,24 +274,37 @@ def test_the_postgres_init_script_runs_on_a_real_cluster(tmp_path: Path) -> None
             )  # fmt: skip
 
 
-def test_dockerfiles_match_the_spec() -> None:
-    """The hand-written Dockerfiles: the ports the spec uses, the locked MLflow release."""
+def test_dockerfiles_match_the_spec_and_run_as_non_root(spec: dict) -> None:  # type: ignore[type-arg]
+    """The generated Dockerfiles: the ports the spec uses, the locked MLflow release, a non-root
+    USER in every image, and the pipeline image compose runs `dvc repro` with."""
     from importlib.metadata import version
 
     docker = ROOT / "Docker"
+    texts = {p.name.split(".")[0]: p.read_text() for p in docker.glob("*.Dockerfile")}
+    assert set(texts) == {"api", "mlflow", "nginx", "pipeline"}
 
     def exposed(name: str) -> set[int]:
-        text = (docker / f"{name}.Dockerfile").read_text()
-        return {int(p) for p in re.search(r"(?m)^EXPOSE (.+)$", text).group(1).split()}  # type: ignore[union-attr]
+        return {int(p) for p in re.search(r"(?m)^EXPOSE (.+)$", texts[name]).group(1).split()}  # type: ignore[union-attr]
 
     assert exposed("api") == {COMPOSE_PORTS["api"]}
     assert exposed("mlflow") == {COMPOSE_PORTS["mlflow"]}
     assert exposed("nginx") == set(COMPOSE_NGINX_PORTS.values())
-    assert f'"mlflow[auth]=={version("mlflow")}"' in (docker / "mlflow.Dockerfile").read_text()
-    api = (docker / "api.Dockerfile").read_text()
-    steps = [ln for ln in api.splitlines() if not ln.startswith("#")]
-    assert "--extras serving" in api and not any("params.yaml" in ln for ln in steps)
+    assert all(p > 1024 for p in exposed("nginx"))  # a non-root nginx can bind them
+    assert f'"mlflow[auth]=={version("mlflow")}"' in texts["mlflow"]
+    assert f'"prometheus-flask-exporter=={version("prometheus-flask-exporter")}"' in texts["mlflow"]
+    for name, text in texts.items():
+        users = re.findall(r"(?m)^USER (\S+)$", text)
+        assert users and users[-1] not in ("root", "0"), name
+    steps = [ln for ln in texts["api"].splitlines() if not ln.startswith("#")]
+    assert "--extras serving" in texts["api"] and not any("params.yaml" in ln for ln in steps)
     assert "COPY src ./src" in steps
+    assert "--extras pipeline" in texts["pipeline"]
+    assert texts["pipeline"].rstrip().endswith('CMD ["dvc", "repro"]')
+    pipeline = spec["services"]["pipeline"]
+    assert pipeline["build"]["dockerfile"] == "Docker/pipeline.Dockerfile"
+    assert pipeline["volumes"] == ["./:/project"]
+    assert pipeline["environment"]["DATABASE_URL"].startswith("postgresql+psycopg2://")
+    assert pipeline["environment"]["MLFLOW_TRACKING_URI"] == "http://nginx:5080"
 
 
 def test_prometheus_start_script_writes_its_login_and_config(tmp_path: Path) -> None:
@@ -363,7 +378,8 @@ def test_compose_nginx_conf_is_valid_for_nginx(tmp_path: Path) -> None:
     for host in ("api", "mlflow", "pgadmin", "s3", "prometheus"):
         conf = re.sub(rf"\b{host}:(\d+)", r"127.0.0.1:\1", conf)
     conf = re.sub(r"listen (\d+)", lambda m: f"listen 127.0.0.1:{int(m.group(1)) + 30000}", conf)
-    for folder in ("/etc/nginx/secrets", "/var/run", "/var/log/nginx", "/var/cache/nginx"):
+    conf = conf.replace("/tmp/nginx.pid", f"{tmp_path}/nginx.pid")
+    for folder in ("/etc/nginx/secrets", "/var/log/nginx", "/var/cache/nginx"):
         conf = conf.replace(folder, str(tmp_path))
     provision.tls_certificate(tmp_path / "tls.crt", tmp_path / "tls.key")
     (tmp_path / "nginx.conf").write_text(conf)
@@ -417,9 +433,10 @@ def test_nginx_start_script_writes_a_sha512_htpasswd_and_a_certificate(tmp_path:
         pytest.skip("openssl missing")
     env = {"PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_USERNAME": "mlflow"}
     env["MLFLOW_TRACKING_PASSWORD"] = "it's a s3cr3t"
-    replacements = {"/etc/nginx/secrets": str(tmp_path), "chown root:nginx": "true"}
+    replacements = {"/etc/nginx/secrets": str(tmp_path)}
     _run_script("Docker/nginx/40-secrets.sh", replacements, env)
     user, hashed = (tmp_path / "htpasswd").read_text().strip().split(":", 1)
     assert user == "mlflow" and hashed.startswith("$6$") and verify("it's a s3cr3t", hashed)
+    assert (tmp_path / "htpasswd").stat().st_mode & 0o777 == 0o600  # nginx's own user reads it
     assert (tmp_path / "tls.crt").read_text().startswith("-----BEGIN CERTIFICATE-----")
     assert (tmp_path / "tls.key").stat().st_mode & 0o777 == 0o600

@@ -103,7 +103,12 @@ def nginx_secrets(t: Target) -> str:
         + ' | openssl passwd -6 -stdin)"\n'
         + f'printf \'%s:%s\\n\' "{t.value("mlflow_tracking_username")}" "$hash"'
         + f" > {htpasswd}.tmp\n"
-        + f"chown root:{t.nginx_user} {htpasswd}.tmp && chmod 640 {htpasswd}.tmp\n"
+        + (
+            f"chown root:{t.nginx_user} {htpasswd}.tmp && chmod 640"
+            if t.nginx_user
+            else "chmod 600"
+        )
+        + f" {htpasswd}.tmp\n"
         + f"mv {htpasswd}.tmp {htpasswd}\n"
         + f"if [ ! -f {crt} ]; then\n"
         + f"  openssl req -x509 -newkey rsa:2048 -nodes -days {TLS_DAYS} -subj /CN={TLS_NAMES[0]}"

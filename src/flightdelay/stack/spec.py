@@ -288,6 +288,21 @@ def services(t: Target, model_name: str) -> list[Service]:
     return out + ([_watchdog(t, apis)] if isinstance(t, Native) else [])
 
 
+def pipeline_env(t: Target) -> dict[str, str]:
+    """What `dvc repro` needs to run against the stack from inside it (compose's `pipeline`
+    service): the features DB as the owner, MLflow through nginx with its login."""
+    (host, port), owner = t.addr("postgres"), t.value("postgres_user")
+    db = (
+        f"{owner}:{t.url_part('postgres_password')}@{host}:{port}/{t.value('postgres_features_db')}"
+    )
+    return {
+        "DATABASE_URL": f"postgresql+psycopg2://{db}",
+        "MLFLOW_TRACKING_URI": f"http://{t.nginx_host}:{t.nginx_port('mlflow')}",
+        "MLFLOW_TRACKING_USERNAME": t.value("mlflow_tracking_username"),
+        "MLFLOW_TRACKING_PASSWORD": t.value("mlflow_tracking_password"),
+    }
+
+
 def client_env(settings: StackSettings) -> dict[str, str]:
     """The settings that point `dvc repro`, the notebook and MLflow clients at the stack."""
     from flightdelay.stack.clients import pg_url

@@ -46,7 +46,7 @@ COMPOSE_NGINX_FILES = {
     "tls.crt": "/etc/nginx/secrets/tls.crt",
     "tls.key": "/etc/nginx/secrets/tls.key",
     "htpasswd": "/etc/nginx/secrets/htpasswd",
-    "nginx.pid": "/var/run/nginx.pid",
+    "nginx.pid": "/tmp/nginx.pid",  # nginx runs as its own user (a non-root image)
     "error.log": "/var/log/nginx/error.log",
 }
 
@@ -176,7 +176,7 @@ class Compose(Target):
     s3_kind = "minio"
     nginx_host = "nginx"
     api_host = "api"
-    nginx_user = "nginx"
+    nginx_user = None  # the image runs nginx as its `nginx` user: no `user` directive
 
     def value(self, field: str) -> str:
         return "${" + field.upper() + "}"

@@ -3,8 +3,9 @@ mount, rendered from the spec (`flightdelay stack compose`), and `--check` for d
 
 Compose reaches every service by name on the images' usual ports, and every setting stays a
 `${VAR}` reference that compose fills from .env (refusing to start when one is missing), so the
-committed files hold no value of .env. The Dockerfiles are written by hand (tests hold them to
-the spec: ports, versions, commands).
+committed files hold no value of .env. The Dockerfiles are rendered too
+(:mod:`flightdelay.stack.dockerfiles`: every image non-root), and so are deploy/prometheus's two
+configs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import yaml
 
 from flightdelay.core.config import StackSettings
-from flightdelay.stack import bootstrap, spec
+from flightdelay.stack import bootstrap, dockerfiles, spec
 from flightdelay.stack.targets import Compose, Native
 
 COMPOSE_FILE = "docker-compose.yaml"
@@ -163,6 +164,19 @@ def _jobs() -> dict[str, Any]:
     }
 
 
+def _pipeline() -> dict[str, Any]:
+    """`docker compose --profile pipeline run pipeline`: `dvc repro` in the pipeline image on this
+    checkout (mounted), against the stack's Postgres and MLflow."""
+    env = {k: _compose_str(v) for k, v in spec.pipeline_env(Compose()).items()}
+    return _build("pipeline") | {
+        "profiles": ["pipeline"],
+        "environment": env | {"DVC_SITE_CACHE_DIR": "/tmp/dvc-site"},
+        "volumes": ["./:/project"],
+        "depends_on": {"nginx": {"condition": "service_healthy"}},
+        "restart": "no",
+    }
+
+
 def render(model_name: str) -> dict[str, tuple[str, int]]:
     """Every generated file: repo-relative path -> (text, mode)."""
     services = spec.services(Compose(), model_name)
@@ -171,11 +185,14 @@ def render(model_name: str) -> dict[str, tuple[str, int]]:
     for s in services:
         doc["services"][s.name] = _service(s)
         files |= {_mount(s, f)[0]: (f.content, f.mode) for f in s.files}
-    doc["services"] |= _jobs()
+    doc["services"] |= _jobs() | {"pipeline": _pipeline()}
     volumes = ("pgdata", "s3data", "pgadmin", "nginx-secrets", "promdata")
     doc["volumes"] = {name: None for name in volumes}
     text = yaml.safe_dump(doc, sort_keys=False, width=1000, default_flow_style=False)
     files |= _prometheus_configs()
+    files |= {
+        f"{DOCKER_DIR}/{n}.Dockerfile": (text, 0o644) for n, text in dockerfiles.render().items()
+    }
     return {COMPOSE_FILE: (HEADER + text.replace(": null\n", ":\n"), 0o644)} | files
 
 
@@ -211,10 +228,10 @@ def write(root: Path, model_name: str) -> list[str]:
 
 
 def _stale(root: Path, files: dict[str, tuple[str, int]]) -> list[str]:
-    """Files under Docker/ that nothing renders (the hand-written Dockerfiles aside)."""
+    """Files under Docker/ that nothing renders."""
     docker = root / DOCKER_DIR
     found = [p for p in docker.rglob("*") if p.is_file()] if docker.is_dir() else []
-    rels = (p.relative_to(root).as_posix() for p in found if not p.name.endswith(".Dockerfile"))
+    rels = (p.relative_to(root).as_posix() for p in found)
     return sorted(r for r in rels if r not in files)
 
 
