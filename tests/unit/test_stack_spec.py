@@ -83,7 +83,7 @@ def test_no_secret_on_a_command_line_and_secret_files_private(tmp_path: Path) ->
     assert modes["s3.json"] == 0o600 and modes["pgpass"] == 0o600
     mlflow = next(s for s in services if s.name == "mlflow")
     # the owner password is URL-quoted inside the backend store URI
-    assert "pg-s3cr3t@127.0.0.1:55432/mlflow" in mlflow.env["MLFLOW_BACKEND_STORE_URI"]
+    assert "pg-s3cr3t@127.0.0.1:20432/mlflow" in mlflow.env["MLFLOW_BACKEND_STORE_URI"]
 
 
 def test_compose_holds_references_never_values() -> None:
@@ -101,7 +101,7 @@ def test_compose_holds_references_never_values() -> None:
 
 def test_pgpass_escapes_colons_and_backslashes(tmp_path: Path) -> None:
     line = bootstrap.pgpass(native(tmp_path, postgres_readonly_password="a:b\\c"))
-    assert line == "127.0.0.1:55432:*:reader:a\\:b\\\\c\n"
+    assert line == "127.0.0.1:20432:*:reader:a\\:b\\\\c\n"
     assert bootstrap.pgpass(Compose()) == (
         "postgres:5432:*:${POSTGRES_READONLY_USER}:${POSTGRES_READONLY_PASSWORD}\n"
     )
@@ -223,3 +223,16 @@ def test_prometheus_scrapes_every_replica_and_mlflow_signed_in(tmp_path: Path) -
     assert compose.depends_on == ("mlflow", "api")
     assert compose.command[:2] == ("/bin/sh", scripts.PROMETHEUS_ENTRYPOINT)
     assert "--web.external-url=http://127.0.0.1:${NGINX_MLFLOW_PORT}/prometheus/" in compose.command
+
+
+def test_default_ports_sit_below_the_ephemeral_range_and_apart_from_the_test_stack(
+    tmp_path: Path,
+) -> None:
+    """Linux hands out 32768-60999 to client sockets: a default there could be taken by any
+    outgoing connection when the stack starts. The test stack's own ports are others again."""
+    from flightdelay.stack.validate import planned_ports
+    from tests.stack.conftest import stack_settings
+
+    defaults = {n for _, n in planned_ports(StackSettings(_env_file=None, stack_dir=tmp_path))}  # type: ignore[call-arg]
+    assert len(defaults) >= 20 and max(defaults) < 32768, sorted(defaults)
+    assert not defaults & {n for _, n in planned_ports(stack_settings())}

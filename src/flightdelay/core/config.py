@@ -135,7 +135,7 @@ class StackSettings(PipelineSettings, ServiceSettings):
     stack_tools_dir: Path | None = None  # pgAdmin and SeaweedFS venvs; default STACK_DIR/tools
     postgres_user: str = "postgres"
     postgres_password: SecretStr = SecretStr("change-me-postgres")
-    postgres_port: int = 55432
+    postgres_port: int = 20432
     postgres_mlflow_db: str = "mlflow"
     postgres_features_db: str = "features"
     postgres_mlflow_auth_db: str = "mlflow_auth"  # MLflow's users and permissions (basic-auth)
@@ -143,15 +143,15 @@ class StackSettings(PipelineSettings, ServiceSettings):
     postgres_readonly_password: SecretStr = SecretStr("change-me-reader")
     aws_access_key_id: str = "flightdelay"
     aws_secret_access_key: SecretStr = SecretStr("change-me-s3-secret")
-    s3_port: int = 58333
+    s3_port: int = 20333
     s3_bucket_mlflow: str = "mlflow"
     s3_bucket_dvc: str = "dvc"
-    mlflow_port: int = 55000
+    mlflow_port: int = 20000
     # MLflow's basic-auth app signs its sessions and CSRF tokens with this (stable across restarts)
     mlflow_flask_server_secret_key: SecretStr = SecretStr("change-me-flask-secret")
-    pgadmin_port: int = 55050
+    pgadmin_port: int = 20050
     prometheus_port: int = 20090  # Prometheus (UI and API behind nginx at /prometheus/)
-    seaweed_base_port: int = 58900  # SeaweedFS's internal master/volume/filer ports start here
+    seaweed_base_port: int = 20900  # SeaweedFS's internal master/volume/filer ports start here
     pgadmin_email: str = "admin@example.com"
     pgadmin_password: SecretStr = SecretStr("change-me-pgadmin")
     api_replica_ports: str = "8001,8002"
