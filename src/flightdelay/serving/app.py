@@ -29,6 +29,8 @@ from flightdelay.serving.responses import ORJSONResponse
 from flightdelay.serving.routes import docs, model, ops, predict
 from flightdelay.serving.runtime import ModelHolder
 from flightdelay.serving.scrub import install_log_scrubbing
+from flightdelay.serving.telemetry import RequestIdMiddleware, RequestIds, install_json_logging
+from flightdelay.serving.workers import WorkerShare
 
 
 class Service(FastAPI):
@@ -58,6 +60,7 @@ def create_app(
     """Build the service. Nothing loads until start-up; the model loads in the background."""
     settings = settings or get_service_settings()
     install_log_scrubbing("uvicorn.error", "flightdelay.serving.guard")
+    install_json_logging()  # uvicorn has configured its loggers: every line from here is JSON
     holder = holder or ModelHolder(settings)
     metrics = ServiceMetrics(
         instance=settings.api_instance or f"{socket.gethostname()}:{os.getpid()}"
@@ -66,9 +69,14 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        metrics.share = WorkerShare.for_this_process()  # None unless uvicorn runs workers
+        if metrics.share is not None:
+            metrics.share.start(metrics.snapshot)
         holder.start()
         yield
         holder.stop()
+        if metrics.share is not None:
+            metrics.share.stop(metrics.snapshot)
 
     app = Service(
         title="flightdelay",
@@ -88,6 +96,8 @@ def create_app(
     docs.install(app)
     install_dynamic_openapi(app, holder)
     app.add_middleware(GuardMiddleware, token=settings.api_token.get_secret_value())
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: counts the guard's too
-    app.predict_endpoint = PredictEndpoint(holder, metrics, settings.api_max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # counts the guard's answers too
+    ids = RequestIds()
+    app.add_middleware(RequestIdMiddleware, ids=ids)  # outermost: x-request-id on every answer
+    app.predict_endpoint = PredictEndpoint(holder, metrics, settings.api_max_body_bytes, ids)
     return app

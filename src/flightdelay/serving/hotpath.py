@@ -7,8 +7,9 @@ is built.
 What it keeps: the served model is read once per request (`holder.current`, so a swap never
 mixes two models in one answer); the body limit (API_MAX_BODY_BYTES; a multi-message body is
 refused after its first message when its declared `Content-Length` passes it, a chunked one as
-soon as it does); the request metrics (it counts itself, as it bypasses MetricsMiddleware) and
-the `x-served-by` header; a client that leaves mid-body is counted 499, not 500.
+soon as it does); the request metrics (it counts itself, as it bypasses MetricsMiddleware); the
+`x-served-by` and `x-request-id` headers (the id that a failure's log line names); a client that
+leaves mid-body is counted 499, not 500.
 
 Bodies are validated by the model's compiled validator (:mod:`.validator`), bodies over a MiB
 in slices with the event loop let run in between (:mod:`.slices`), and scored by the compiled
@@ -37,6 +38,7 @@ from flightdelay.serving.runtime import ModelHolder, ServedModel
 from flightdelay.serving.runtime.batch import score_batch
 from flightdelay.serving.runtime.scorer import LinearScorer
 from flightdelay.serving.slices import SLICE_BYTES, columns_in_slices, records_in_slices
+from flightdelay.serving.telemetry import HEADER, REQUEST_ID, RequestIds
 
 log = logging.getLogger(__name__)
 
@@ -176,16 +178,26 @@ def _batch(
 class PredictEndpoint:
     """The ASGI endpoint of POST /predict (see the module docstring)."""
 
-    def __init__(self, holder: ModelHolder, metrics: ServiceMetrics, limit: int) -> None:
+    def __init__(
+        self,
+        holder: ModelHolder,
+        metrics: ServiceMetrics,
+        limit: int,
+        ids: RequestIds | None = None,
+    ) -> None:
         self.holder, self.metrics, self.limit = holder, metrics, limit
+        self.ids = ids or RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
         status = 500
+        rid = self.ids.of(scope["headers"])
         try:
             status, body = await self.respond(scope, receive)
         except Exception:
+            token = REQUEST_ID.set(rid.decode())  # only a failure logs: the line names it
             log.exception("POST /predict failed")
+            REQUEST_ID.reset(token)
             body = b'{"detail":"internal error"}'
         try:
             await send(
@@ -196,6 +208,7 @@ class PredictEndpoint:
                         (b"content-length", b"%d" % len(body)),
                         _JSON,
                         self.metrics.instance_header,
+                        (HEADER, rid),
                     ],
                 }
             )

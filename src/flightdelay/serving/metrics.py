@@ -1,9 +1,11 @@
 """Prometheus metrics of one app instance (own registry, so several apps can live in a process).
 
-Per-request numbers (requests, latency, predictions) are plain counters that the event loop, their
-only writer, bumps without locks; a collector turns them into Prometheus families when /metrics is
-scraped. That keeps the bookkeeping of a request around 0.3 microseconds instead of the 1+ that
-locked `prometheus_client` children cost. Rare model events use ordinary Counters.
+Process metrics (CPU, memory, open files, GC) come from prometheus_client's standard collectors
+on the same registry. Per-request numbers (requests, latency, predictions) are plain counters that
+the event loop, their only writer, bumps without locks; a collector turns them into Prometheus
+families when /metrics is scraped. That keeps the bookkeeping of a request around 0.3
+microseconds instead of the 1+ that locked `prometheus_client` children cost. Rare model events
+use ordinary Counters.
 """
 
 from __future__ import annotations
@@ -13,9 +15,18 @@ from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+)
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
+
+from flightdelay.serving.workers import Snapshot, WorkerShare
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -46,7 +57,36 @@ class ServiceMetrics:
         # per (method, route): one count per latency bucket, the +Inf count, then the sum
         self._latency: dict[tuple[str, str], list[float]] = {}
         self._predictions: dict[int, int] = {}
+        self.share: WorkerShare | None = None  # the other workers' counters (API_WORKERS > 1)
         r.register(_RequestCollector(self))
+        # the standard process_* (CPU, RSS, open fds), python_gc_* and python_info families:
+        # read at scrape time, nothing on the request path
+        ProcessCollector(registry=r)
+        GCCollector(registry=r)
+        PlatformCollector(registry=r)
+
+    def snapshot(self) -> Snapshot:
+        """This worker's request counters, JSON-ready (for :mod:`.workers`)."""
+        return {
+            "requests": [[*k, n] for k, n in list(self._requests.items())],
+            "latency": [[*k, list(h)] for k, h in list(self._latency.items())],
+            "predictions": [[v, n] for v, n in list(self._predictions.items())],
+        }
+
+    def totals(self) -> tuple[dict[Any, int], dict[Any, list[float]], dict[int, int]]:
+        """(requests, latency, predictions): this worker's counters plus the other workers'."""
+        requests, latency = dict(self._requests), {k: list(h) for k, h in self._latency.items()}
+        predictions = dict(self._predictions)
+        for other in self.share.others() if self.share else ():
+            for method, route, status, n in other.get("requests", ()):
+                key = (method, route, int(status))
+                requests[key] = requests.get(key, 0) + n
+            for method, route, hist in other.get("latency", ()):
+                mine = latency.get((method, route)) or [0.0] * len(hist)
+                latency[(method, route)] = [a + b for a, b in zip(mine, hist, strict=True)]
+            for version, n in other.get("predictions", ()):
+                predictions[int(version)] = predictions.get(int(version), 0) + n
+        return requests, latency, predictions
 
     def count_predictions(self, version: int, n: int) -> None:
         """Add `n` scored records for model `version`."""
@@ -74,17 +114,17 @@ class _RequestCollector:
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
-        m = self.metrics
+        counts, latencies, scored = self.metrics.totals()
         requests = CounterMetricFamily(
             "http_requests", "HTTP requests", labels=["method", "route", "status"]
         )
-        for (method, route, status), n in list(m._requests.items()):
+        for (method, route, status), n in counts.items():
             requests.add_metric([method, route, str(status)], float(n))
         yield requests
         latency = HistogramMetricFamily(
             "http_request_duration_seconds", "Request latency", labels=["method", "route"]
         )
-        for (method, route), hist in list(m._latency.items()):
+        for (method, route), hist in latencies.items():
             cumulative, total = [], 0.0
             for bound, count in zip(_BOUNDS, hist[:-1], strict=True):
                 total += count
@@ -92,7 +132,7 @@ class _RequestCollector:
             latency.add_metric([method, route], cumulative, sum_value=hist[-1])
         yield latency
         predictions = CounterMetricFamily("predictions", "Records scored", labels=["model_version"])
-        for version, n in list(m._predictions.items()):
+        for version, n in scored.items():
             predictions.add_metric([str(version)], float(n))
         yield predictions
 

@@ -96,7 +96,9 @@ class JsonFormatter(logging.Formatter):
         rid = REQUEST_ID.get()
         if rid is not None:
             entry["request_id"] = rid
-        if record.exc_info:
+        if record.exc_text:  # as a filter left it (ScrubFilter masks credentials there)
+            entry["exc"] = record.exc_text
+        elif record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(entry, default=str).decode()
 
