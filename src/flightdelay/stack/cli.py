@@ -93,7 +93,7 @@ def up() -> None:
         print(f"wrote .env (mode 0600) from .env.example with fresh random {', '.join(fresh)}")
     timings = manager.up(_settings())
     for name, seconds in timings.items():
-        print(f"{name:<9} healthy  ({seconds:.1f} s)")
+        print(f"{name:<10} healthy  ({seconds:.1f} s)")
     print("stack is up: `flightdelay stack env` prints the settings to use it")
 
 
@@ -117,7 +117,7 @@ def status() -> None:
         print("stack is down")
         raise typer.Exit(3)
     for name, state in states.items():
-        print(f"{name:<9} {state}")
+        print(f"{name:<10} {state}")
     if "ORPHANED" in states.values():
         print("supervisord of this stack is gone: `flightdelay stack up` restarts these under a")
         print("new one, `flightdelay stack down` stops them")

@@ -130,12 +130,21 @@ def _prometheus_api(s: StackSettings, path: str) -> Any:
     return r.json()["data"]
 
 
-def prometheus_targets(s: StackSettings) -> str:
-    """Every API replica and MLflow answer Prometheus's scrapes."""
-    targets = _prometheus_api(s, "targets?state=active")["activeTargets"]
-    jobs = [t for t in targets if t["labels"]["job"] in ("api", "mlflow")]
+def prometheus_targets(s: StackSettings, wait: float = 12) -> str:
+    """Every API replica and MLflow answer Prometheus's scrapes (a target not scraped yet, right
+    after a start, is waited for up to `wait` seconds: the scrape interval is 5 s)."""
+    import time
+
+    end = time.monotonic() + wait
+    while True:
+        targets = _prometheus_api(s, "targets?state=active")["activeTargets"]
+        jobs = [t for t in targets if t["labels"]["job"] in ("api", "mlflow")]
+        if all(t["health"] != "unknown" for t in jobs) or time.monotonic() > end:
+            break
+        time.sleep(1)
     down = [
-        f"{t['labels'].get('replica') or t['labels']['job']} {t['health']}: {t['lastError']}"
+        f"{t['labels'].get('replica') or t['labels']['job']} {t['health']}"
+        + (f" ({t['lastError']})" if t["lastError"] else " (not scraped yet)")
         for t in jobs
         if t["health"] != "up"
     ]
