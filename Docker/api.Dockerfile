@@ -13,4 +13,4 @@ RUN poetry install --only main --extras serving --no-interaction --compile
 RUN useradd --create-home --uid 10001 --user-group flightdelay
 USER 10001
 EXPOSE 8000
-CMD ["sh", "-c", "exec uvicorn flightdelay.serving.app:create_app --factory --host 0.0.0.0 --port 8000 --workers ${API_WORKERS:-1} --no-access-log"]
+CMD ["sh", "-c", "exec uvicorn flightdelay.serving.app:create_app --factory --http flightdelay.serving.protocol:LimitedHttpToolsProtocol --host 0.0.0.0 --port 8000 --workers ${API_WORKERS:-1} --no-access-log"]

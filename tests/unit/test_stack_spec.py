@@ -236,3 +236,22 @@ def test_default_ports_sit_below_the_ephemeral_range_and_apart_from_the_test_sta
     defaults = {n for _, n in planned_ports(StackSettings(_env_file=None, stack_dir=tmp_path))}  # type: ignore[call-arg]
     assert len(defaults) >= 20 and max(defaults) < 32768, sorted(defaults)
     assert not defaults & {n for _, n in planned_ports(stack_settings())}
+
+
+def test_every_api_launcher_uses_the_limited_protocol(tmp_path: Path) -> None:
+    """Header size and slow-client limits live in the service's uvicorn protocol class: the
+    native replicas, compose's service and image, and the Kubernetes Deployment all pass it."""
+    from flightdelay.serving.protocol import IMPORT_PATH
+    from flightdelay.stack.targets import API_HTTP_PROTOCOL
+    from tests.conftest import ROOT
+
+    assert API_HTTP_PROTOCOL == IMPORT_PATH
+    for target in (native(tmp_path), Compose()):
+        apis = [s for s in spec.services(target, "flightdelay") if s.name.startswith("api")]
+        assert apis
+        for service in apis:
+            i = service.command.index("--http")
+            assert service.command[i + 1] == IMPORT_PATH
+    for launcher in ("Docker/api.Dockerfile", "deploy/k8s/base/api/deployment.yaml"):
+        text = (ROOT / launcher).read_text()
+        assert re.search(r"--http,? +\"?" + re.escape(IMPORT_PATH), text), launcher

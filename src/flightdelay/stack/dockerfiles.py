@@ -5,7 +5,7 @@ project's own extras) or pin the release the lock holds."""
 
 from __future__ import annotations
 
-from flightdelay.stack.targets import COMPOSE_NGINX_PORTS, COMPOSE_PORTS
+from flightdelay.stack.targets import API_HTTP_PROTOCOL, COMPOSE_NGINX_PORTS, COMPOSE_PORTS
 
 PYTHON = "python:3.11-slim"
 NGINX = "nginx:1.27-alpine"
@@ -40,7 +40,8 @@ def api() -> str:
         f"FROM {PYTHON}\n" + _poetry("serving") + _USER + f"USER {UID}\n"
         f"EXPOSE {COMPOSE_PORTS['api']}\n"
         'CMD ["sh", "-c", "exec uvicorn flightdelay.serving.app:create_app --factory'
-        f" --host 0.0.0.0 --port {COMPOSE_PORTS['api']} --workers ${{API_WORKERS:-1}}"
+        f" --http {API_HTTP_PROTOCOL} --host 0.0.0.0 --port {COMPOSE_PORTS['api']}"
+        " --workers ${API_WORKERS:-1}"
         ' --no-access-log"]\n'
     )
 

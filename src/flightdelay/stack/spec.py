@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 from flightdelay.core.config import StackSettings
 from flightdelay.stack import bootstrap, prometheus, render, scripts
-from flightdelay.stack.targets import NGINX_KINDS, Native, Target, port_setting
+from flightdelay.stack.targets import API_HTTP_PROTOCOL, NGINX_KINDS, Native, Target, port_setting
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,7 @@ def _apis(t: Target, model_name: str) -> list[Service]:
     out = []
     for i, port in enumerate(t.api_ports(), start=1):
         command: tuple[str, ...] = (t.exe("uvicorn"), "flightdelay.serving.app:create_app")
-        command += ("--factory",)
+        command += ("--factory", "--http", API_HTTP_PROTOCOL)
         command += ("--host", t.bind(), "--port", str(port))
         command += ("--workers", t.value("api_workers"), "--no-access-log")
         name = f"api{i}" if many else "api"

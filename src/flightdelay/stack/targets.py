@@ -26,6 +26,9 @@ INTERNAL_PORTS = {
     "prometheus": "prometheus_port",
 }
 # container ports in compose (the images' usual ones)
+# The service's uvicorn protocol class (serving/protocol.py: head size limit, head and body
+# deadlines): every launcher passes it with `--http`.
+API_HTTP_PROTOCOL = "flightdelay.serving.protocol:LimitedHttpToolsProtocol"
 COMPOSE_PORTS = {
     "postgres": 5432,
     "s3": 9000,
