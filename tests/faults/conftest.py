@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from flightdelay.core.config import ServiceSettings, StackSettings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, venv_env
 from tests.stack.conftest import flightdelay
 
 FAULT_ENV = {
@@ -73,31 +73,89 @@ def wait_ready(port: int, timeout: float = 60) -> None:
     raise AssertionError(f"replica on {port} not ready within {timeout:.0f} s")
 
 
+def register_tiny_version(settings: StackSettings, c: float, alias: str | None) -> int:
+    """Fit, log and register a tiny model version through the fault stack's MLflow (with the
+    server's credentials in the environment, where MLflow reads them); returns its version."""
+    from tests.helpers.serving import register_tiny
+
+    tracking = ServiceSettings(
+        _env_file=None,  # type: ignore[call-arg]
+        mlflow_tracking_uri=f"http://127.0.0.1:{settings.nginx_mlflow_port}",
+        mlflow_tracking_username=settings.mlflow_tracking_username,
+        mlflow_tracking_password=settings.mlflow_tracking_password,
+        model_name="tiny",
+    )
+    secret = settings.mlflow_tracking_password.get_secret_value()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("MLFLOW_TRACKING_USERNAME", settings.mlflow_tracking_username)
+        env.setenv("MLFLOW_TRACKING_PASSWORD", secret)
+        return register_tiny(tracking, c=c, alias=alias)[0]
+
+
 @pytest.fixture(scope="session")
 def fault_stack() -> Iterator[StackSettings]:
     """The fault stack from nothing, with a tiny champion every replica serves."""
-    from tests.helpers.serving import register_tiny
-
     fd("stack", "down", check=False)
     subprocess.run(["rm", "-rf", FAULT_ENV["STACK_DIR"]], check=True)
     fd("stack", "up")
     try:  # a failed set-up must not leave the stack running either
         settings = fault_settings()
-        tracking = ServiceSettings(
-            _env_file=None,  # type: ignore[call-arg]
-            mlflow_tracking_uri=f"http://127.0.0.1:{settings.nginx_mlflow_port}",
-            mlflow_tracking_username=settings.mlflow_tracking_username,
-            mlflow_tracking_password=settings.mlflow_tracking_password,
-            model_name="tiny",
-        )
-        # MLflow takes a server's credentials from the environment only (as the CLI passes them)
-        secret = settings.mlflow_tracking_password.get_secret_value()
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("MLFLOW_TRACKING_USERNAME", settings.mlflow_tracking_username)
-            env.setenv("MLFLOW_TRACKING_PASSWORD", secret)
-            register_tiny(tracking)
+        register_tiny_version(settings, 1.0, "champion")
         for port in (28001, 28002):
             wait_ready(port)
         yield settings
     finally:
         fd("stack", "down", check=False)
+
+
+PROJECT = Path(tempfile.gettempdir()) / "flightdelay-faults-project"
+
+
+def stage_env(settings: StackSettings) -> dict[str, str]:
+    """The fault stack's settings plus what points the pipeline at it (`stack env`)."""
+    from flightdelay.stack.spec import client_env
+
+    return FAULT_ENV | client_env(settings)
+
+
+def stage(
+    settings: StackSettings, *args: str, check: bool = True
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """`flightdelay *args` in the fault project, pointed at the fault stack -> (result, seconds)."""
+    t0 = time.monotonic()
+    proc = flightdelay(*args, cwd=PROJECT, check=check, stack_env=stage_env(settings), timeout=300)
+    return proc, time.monotonic() - t0
+
+
+def start(settings: StackSettings, *args: str) -> subprocess.Popen[str]:
+    """`flightdelay *args` in the fault project, in the background (to be killed)."""
+    return subprocess.Popen(
+        ["flightdelay", *args],
+        cwd=PROJECT,
+        env=venv_env(stage_env(settings)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def project(fault_stack: StackSettings) -> Path:
+    """A project folder for the pipeline's commands: params.yaml registering into the model the
+    fleet serves (`tiny`), one variant on a 3,000-row sample, a small test split, and the raw
+    tables."""
+    import yaml
+
+    subprocess.run(["rm", "-rf", str(PROJECT)], check=True)
+    PROJECT.mkdir()
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["register"]["model_name"] = "tiny"
+    params["mlflow"]["experiment"] = "faults"
+    params["train"]["sample_rows"] = 3000
+    params["train"]["variants"] = {"ridge": params["train"]["variants"]["ridge"]}
+    # a small test split (one day of each month, ~11k rows): fast to evaluate and re-score
+    day = {"strategy": "column", "column": "day", "train": list(range(1, 11)), "test": [28]}
+    params["features"]["split"] = day
+    (PROJECT / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    stage(fault_stack, "get-data", "--out-dir", "raw")
+    return PROJECT

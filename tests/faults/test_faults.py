@@ -8,11 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -21,9 +17,8 @@ import pytest
 from flightdelay.core.config import StackSettings
 from flightdelay.stack import manager, procs
 from flightdelay.stack.clients import pg_connect
-from tests.conftest import ROOT
 from tests.faults.conftest import FAULT_ENV, fd, wait_ready
-from tests.helpers.serving import records
+from tests.faults.helpers import load, supervisorctl, wait_both_serve
 
 pytestmark = [pytest.mark.stack, pytest.mark.faults]
 ROOT_DIR = FAULT_ENV["STACK_DIR"]
@@ -108,60 +103,6 @@ def test_malformed_database_url_is_named_masked(
     assert pids(fault_stack) == before and data_state(fault_stack) == baseline
 
 
-@dataclass
-class Load:
-    """Bounded /predict load through nginx: `workers` clients one request at a time."""
-
-    url: str
-    workers: int = 4
-    stop: threading.Event = field(default_factory=threading.Event)
-    results: list[tuple[float, float, int]] = field(default_factory=list)  # (t, seconds, status)
-
-    def _run(self) -> None:
-        body = records(1)[0]
-        with httpx.Client(timeout=10) as client:
-            while not self.stop.is_set():
-                t0 = time.monotonic()
-                try:
-                    status = client.post(self.url, json=body).status_code
-                except httpx.HTTPError:
-                    status = 0
-                self.results.append((t0, time.monotonic() - t0, status))
-
-    def failed(self) -> list[tuple[float, float, int]]:
-        return [r for r in self.results if r[2] != 200]
-
-
-@contextmanager
-def load(settings: StackSettings) -> Iterator[Load]:
-    running = Load(f"http://127.0.0.1:{settings.nginx_http_port}/predict")
-    threads = [threading.Thread(target=running._run) for _ in range(running.workers)]
-    for t in threads:
-        t.start()
-    try:
-        time.sleep(1)
-        yield running
-    finally:
-        running.stop.set()
-        for t in threads:
-            t.join()
-
-
-def wait_both_serve(settings: StackSettings, timeout: float = 30) -> None:
-    """Until requests through nginx reach both replicas again (nginx counts a replica that
-    failed as down for its fail_timeout, 3 s)."""
-    url, body = f"http://127.0.0.1:{settings.nginx_http_port}/predict", records(1)[0]
-    end, seen = time.monotonic() + timeout, set()
-    while time.monotonic() < end and seen != {"api1", "api2"}:
-        r = httpx.post(url, json=body, timeout=5)
-        if r.status_code != 200:
-            seen.clear()  # both must serve, one after the other, with no failure between
-        else:
-            seen.add(r.headers.get("x-served-by", ""))
-        time.sleep(0.05)
-    assert seen == {"api1", "api2"}, seen
-
-
 def wait_new_pid(settings: StackSettings, name: str, old: int, timeout: float) -> float:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -215,12 +156,9 @@ def test_postgres_down_is_named_by_doctor_and_up_recovers(
 ) -> None:
     """MLflow's /health says 200 without Postgres; its health check here (a REST call that
     needs the backend store) and `stack doctor` name Postgres."""
-    import subprocess
-
     from flightdelay.stack.spec import MLFLOW_PROBE
 
-    ctl = [str(ROOT / ".venv/bin/supervisorctl"), "-c", f"{ROOT_DIR}/supervisord.conf"]
-    subprocess.run([*ctl, "stop", "postgres"], check=True, capture_output=True)
+    supervisorctl("stop", "postgres")
     t0 = time.monotonic()
     doctor = fd("stack", "doctor", check=False)
     took = time.monotonic() - t0

@@ -94,10 +94,8 @@ class Tracking:
         try:
             self.client.search_experiments(max_results=1)
         except (MlflowException, OSError) as exc:
-            first = mask_url(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
-            raise UserError(
-                f"MLflow at {self.masked_uri} is not reachable: {first[:200]}"
-            ) from None
+            first = _first_line(exc)[:200]
+            raise UserError(f"MLflow at {self.masked_uri} is not reachable: {first}") from None
         return self
 
     def experiment_id(self, name: str) -> str:
@@ -146,15 +144,46 @@ class Tracking:
             )
             self._log_inputs(run_id, inputs)
             if figures_dir is not None and figures_dir.is_dir():
-                self.client.log_artifacts(run_id, str(figures_dir), "plots")
+                self._store_artifacts(run_id, figures_dir, "plots")
             with tempfile.TemporaryDirectory() as tmp:
-                path = save_model(model, Path(tmp))
-                self.client.log_artifacts(run_id, str(path), MODEL_ARTIFACT)
+                self._store_artifacts(run_id, save_model(model, Path(tmp)), MODEL_ARTIFACT)
         except BaseException:
             self.client.set_terminated(run_id, "FAILED")
             raise
         self.client.set_terminated(run_id, "FINISHED")
         return run_id
+
+    def check_artifacts(self, experiment_id: str) -> Tracking:
+        """Fail with one line when MLflow answers but its artifact store (S3, behind the
+        server's proxy) does not: lists the experiment's artifact root. Returns self."""
+        from mlflow.artifacts import list_artifacts
+        from mlflow.exceptions import MlflowException
+
+        location = self.client.get_experiment(experiment_id).artifact_location
+        try:
+            list_artifacts(artifact_uri=location, tracking_uri=self.uri)
+        except (MlflowException, OSError) as exc:
+            raise self._store_failed(exc, "could not list the experiment's artifacts") from None
+        return self
+
+    def _store_artifacts(self, run_id: str, local: Path, path: str) -> None:
+        """Upload `local` under the run's `path` (a failure: one line, see `_store_failed`)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.log_artifacts(run_id, str(local), path)
+        except (MlflowException, OSError) as exc:
+            what = f"could not store run {run_id}'s {path} artifacts (the run is marked FAILED)"
+            raise self._store_failed(exc, what) from None
+
+    def _store_failed(self, exc: BaseException, what: str) -> UserError:
+        """One line naming MLflow and, when its REST API still answers, the store behind it."""
+        self.check()  # MLflow itself gone: says so
+        store = "its artifact store" + ("" if is_local_store(self.uri) else " (S3)")
+        return UserError(
+            f"MLflow at {self.masked_uri} answers but {what}: {store} is down or refusing "
+            f"(`flightdelay stack doctor` checks it): {_first_line(exc)[:160]}"
+        )
 
     def _log_inputs(self, run_id: str, inputs: Iterable[DatasetRef]) -> None:
         from mlflow.entities import Dataset, DatasetInput, InputTag
@@ -262,6 +291,11 @@ def _requirements() -> list[str]:
     from importlib.metadata import version
 
     return [f"{p}=={version(p)}" for p in ("mlflow", "scikit-learn", "skops", "pandas", "numpy")]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return mask_url(text.splitlines()[0] if text else type(exc).__name__)
 
 
 def _param_value(value: Any) -> str:

@@ -127,10 +127,11 @@ def model_config(params: Params) -> dict[str, Any]:
     }
 
 
-def log_run(params: Params, variant: str, fitted: Evaluated, record: RunRecord) -> str:
+def log_run(
+    tracking: Tracking, experiment_id: str, params: Params, fitted: Evaluated, record: RunRecord
+) -> str:
     """The MLflow run of `record` (an existing one with the same fingerprint, else a new one)."""
-    tracking = Tracking(get_pipeline_settings()).check()
-    experiment_id = tracking.experiment_id(params.mlflow.experiment)
+    variant = record.variant
     existing = tracking.find_run(experiment_id, record.fingerprint)
     if existing:
         log.info("%s: run %s has the same fingerprint; nothing new to log", variant, existing)
@@ -168,6 +169,10 @@ def main(variant: str, data_dir: str, metrics_dir: str, plots_dir: str, runs_dir
     if variant not in params.train.variants:
         known = ", ".join(params.train.variants)
         raise UserError(f"unknown variant {variant!r}: params.yaml train.variants has {known}")
+    # before the fit (minutes on real data): a dead MLflow, or S3 behind it, fails in seconds
+    tracking = Tracking(get_pipeline_settings()).check()
+    experiment_id = tracking.experiment_id(params.mlflow.experiment)
+    tracking.check_artifacts(experiment_id)
     data = Path(data_dir)
     fitted = fit_and_evaluate(params, variant, data)
     md5s = {name: lineage.file_md5(data / f"{name}.parquet") for name in ("test", "train")}
@@ -178,7 +183,7 @@ def main(variant: str, data_dir: str, metrics_dir: str, plots_dir: str, runs_dir
         md5s,
     )
     write_dvc_plots(fitted.frames, Path(plots_dir) / variant)
-    run_id = log_run(params, variant, fitted, record)
+    run_id = log_run(tracking, experiment_id, params, fitted, record)
     shown = ", ".join(f"{k}={v}" for k, v in fitted.metrics.items())
     log.info("%s: run %s, %s", variant, run_id, shown)
     record.write(Path(runs_dir) / f"{variant}.json")
