@@ -79,8 +79,11 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
 def answer(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> tuple[int, bytes]:
     """(status, JSON answer) of a /predict body: the compiled way, else the reference way."""
     fast = fast_answer(served, body, metrics) if served.scorer.kind == "linear" else None
-    if fast is not None:
-        return 200, fast
+    return (200, fast) if fast is not None else reference(served, body, metrics)
+
+
+def reference(served: ServedModel, body: bytes, metrics: ServiceMetrics) -> tuple[int, bytes]:
+    """(status, JSON answer) the reference way: pydantic, whose 4xx names field and record."""
     response = score_body(served, body, metrics)
     return response.status_code, bytes(response.body)
 
@@ -99,7 +102,7 @@ async def large_answer(
     except _REFUSED:
         batch = None
     if batch is None:
-        return answer(served, body, metrics)  # the reference way: its errors name the field
+        return reference(served, body, metrics)
     await asyncio.sleep(0)
     return 200, _batch(served, *batch, columnar, metrics)
 
