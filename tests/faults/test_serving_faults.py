@@ -49,7 +49,7 @@ def test_alias_move_under_load_then_rollback(
         proc = start(fault_stack, *promote, "--allow-schema-change")
         try:
             until(lambda: registry(fault_stack).aliases["champion"] == new, 60, "@champion moving")
-            converged = wait_served(new, POLL_SECONDS + 10)
+            converged = wait_served(new, POLL_SECONDS + 20)
             assert proc.wait(timeout=60) == 0
         finally:
             proc.kill()
@@ -63,7 +63,7 @@ def test_alias_move_under_load_then_rollback(
     assert moved.aliases["champion"] == new and moved.versions[new]["champion.previous"] == str(old)
     kept(before, moved)
     _, took = stage(fault_stack, "rollback", "--reason", "fault suite: back")
-    back = wait_served(old, POLL_SECONDS + 10)
+    back = wait_served(old, POLL_SECONDS + 20)
     after = registry(fault_stack)
     assert after.aliases["champion"] == old and after.aliases.get("serving") == old
     kept(before, after)
