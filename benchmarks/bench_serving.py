@@ -137,6 +137,11 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
+# our service as every launcher runs it: the factory and the limited protocol (header size and
+# slow-client limits, serving/protocol.py); the floors run uvicorn's own protocol
+OURS = ("--factory", "--http", "flightdelay.serving.protocol:LimitedHttpToolsProtocol")
+
+
 def uvicorn_cmd(app: str, port: int, *extra: str, workers: int = 1) -> list[str]:
     """uvicorn, no access log: the same for our service and the floors."""
     return [
@@ -265,7 +270,7 @@ def cold_starts() -> tuple[subprocess.Popen[bytes], int, list[float]]:
     runs = []
     for i in range(READY_STARTS):
         port = free_port()
-        cmd = uvicorn_cmd("flightdelay.serving.app:create_app", port, "--factory")
+        cmd = uvicorn_cmd("flightdelay.serving.app:create_app", port, *OURS)
         ours, seconds = start(cmd, "/ready", port)
         runs.append(seconds)
         if i < READY_STARTS - 1:
@@ -314,7 +319,7 @@ def mlflow_serve(body: bytes) -> dict[str, Any]:
 def two_workers(body: bytes) -> dict[str, Any]:
     """Our service with API_WORKERS=2 on both cores (wrk shares them): c=32."""
     port = free_port()
-    cmd = uvicorn_cmd("flightdelay.serving.app:create_app", port, "--factory", workers=2)
+    cmd = uvicorn_cmd("flightdelay.serving.app:create_app", port, *OURS, workers=2)
     proc, _ = start(cmd, "/ready", port, cpus="0,1")
     try:
         time.sleep(2)  # both workers up (the first answering /ready is not enough)
