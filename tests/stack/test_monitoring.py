@@ -15,6 +15,7 @@ from flightdelay.stack import manager
 
 pytestmark = pytest.mark.stack
 ALERT_WAIT_S = 60  # one failed scrape (5 s) + one rule evaluation (5 s), with room for a busy CI
+FIRING_WAIT_S = 100  # pending + the alert's `for: 1m` + an evaluation, with room for a busy CI
 
 
 def _login(s: StackSettings) -> tuple[str, str]:
@@ -87,7 +88,7 @@ def _replica_alert(stack: StackSettings, replica: str) -> dict[str, Any] | None:
 
 def test_a_stopped_replica_raises_its_alert(stack: StackSettings) -> None:
     """api2 stopped (supervisorctl, through the manager): FlightdelayApiReplicaDown for api2 is
-    pending after the next scrape and rule evaluation (firing would take its `for: 1m` more)."""
+    pending after the next scrape and rule evaluation, and firing once its `for: 1m` passed."""
     _until("api2 scraped", lambda: _replica_alert(stack, "api2") is None, 30)
     manager.control(stack, "stop", "api2")
     t0 = time.monotonic()
@@ -98,6 +99,13 @@ def test_a_stopped_replica_raises_its_alert(stack: StackSettings) -> None:
         assert alert["labels"]["severity"] == "critical"
         assert _replica_alert(stack, "api1") is None
         print(f"FlightdelayApiReplicaDown {alert['state']} {seen:.1f} s after api2 stopped")
+        firing = _until(
+            "the api2 alert firing",
+            lambda: (a := _replica_alert(stack, "api2")) is not None and a["state"] == "firing",
+            FIRING_WAIT_S,
+        )
+        assert firing
+        print(f"FlightdelayApiReplicaDown firing {time.monotonic() - t0:.1f} s after api2 stopped")
     finally:
         manager.control(stack, "start", "api2")
     _until("the alert gone", lambda: _replica_alert(stack, "api2") is None, ALERT_WAIT_S)
