@@ -255,3 +255,16 @@ def test_every_api_launcher_uses_the_limited_protocol(tmp_path: Path) -> None:
     for launcher in ("Docker/api.Dockerfile", "deploy/k8s/base/api/deployment.yaml"):
         text = (ROOT / launcher).read_text()
         assert re.search(r"--http,? +\"?" + re.escape(IMPORT_PATH), text), launcher
+
+
+def test_mlflow_clients_in_the_stack_fail_fast(tmp_path: Path) -> None:
+    """The replicas get the MLflow client knobs `flightdelay serve` uses (an outage fails an
+    alias check in seconds, the holder retries), MLflow bounds its own S3 retries."""
+    from flightdelay.serving.cli import MLFLOW_CLIENT_ENV
+
+    for target in (native(tmp_path), Compose()):
+        services = by_name(target)
+        for service in services.values():
+            if service.name.startswith("api"):
+                assert MLFLOW_CLIENT_ENV.items() <= service.env.items(), service.name
+        assert services["mlflow"].env["AWS_MAX_ATTEMPTS"] == "2"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from flightdelay.core.config import StackSettings
+from flightdelay.serving.cli import MLFLOW_CLIENT_ENV
 from flightdelay.stack import bootstrap, prometheus, render, scripts
 from flightdelay.stack.targets import API_HTTP_PROTOCOL, NGINX_KINDS, Native, Target, port_setting
 
@@ -156,6 +157,10 @@ def _mlflow(t: Target) -> Service:
         "AWS_ACCESS_KEY_ID": t.value("aws_access_key_id"),
         "AWS_SECRET_ACCESS_KEY": t.value("aws_secret_access_key"),
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # huey: 1-2 GB in 8 processes
+        # S3 down: answer the client within seconds, not after boto3's default retries (5-16 s
+        # per request, most of a stage's time to its one-line error)
+        "AWS_MAX_ATTEMPTS": "2",
+        "AWS_RETRY_MODE": "standard",
         "MLFLOW_AUTH_CONFIG_PATH": ini.path,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": t.value("mlflow_flask_server_secret_key"),
         # the admin MLflow creates on its first start (later: bootstrap.ensure_mlflow_admin)
@@ -220,6 +225,9 @@ def _pgadmin(t: Target) -> Service:
 
 def _apis(t: Target, model_name: str) -> list[Service]:
     env = {
+        # MLflow's client knobs, as `flightdelay serve` sets them: an alias check during an
+        # MLflow outage fails fast (the holder retries on its own) instead of retrying for minutes
+        **MLFLOW_CLIENT_ENV,
         # through nginx with basic auth, as every other MLflow client
         "MLFLOW_TRACKING_URI": f"http://{t.nginx_host}:{t.nginx_port('mlflow')}",
         "MLFLOW_TRACKING_USERNAME": t.value("mlflow_tracking_username"),
