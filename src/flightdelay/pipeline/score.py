@@ -37,7 +37,6 @@ from flightdelay.core.db import (
     make_engine,
     quote,
     raw_transaction,
-    write_parquet,
 )
 from flightdelay.core.errors import UserError
 from flightdelay.core.params import ScoreParams, load_params
@@ -143,21 +142,26 @@ def score_pandas(
     model: ServedVersion, src: Path, dst: Path, keys: Sequence[str], batch_rows: int
 ) -> int:
     """Score `src` in batches of `batch_rows` in this process; writes `dst`, returns rows."""
+    from flightdelay.pipeline.features_stream import SplitWriter
+
     pf = pq.ParquetFile(src)
     check_columns(pf.schema_arrow.names, model, keys, src)
-    parts = []
     columns = list(dict.fromkeys([*keys, *model.inputs]))
     rows = pf.metadata.num_rows
-    with tqdm(total=rows, desc=f"score {src.stem}", unit="rows", unit_scale=True) as bar:
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
-            table = pa.Table.from_batches([batch])
-            proba = predict(model, table.to_pandas())
-            parts.append(output_table(table.select(list(keys)), proba, model))
-            bar.update(batch.num_rows)
-    if not parts:  # an empty split still gets its file, with the right columns
-        empty = pf.schema_arrow.empty_table().select(list(keys))
-        parts.append(output_table(empty, np.zeros(0), model))
-    write_parquet(pa.concat_tables(parts), dst)
+    empty = pf.schema_arrow.empty_table().select(list(keys))
+    writer = SplitWriter(dst, output_table(empty, np.zeros(0), model).schema)
+    try:  # streamed: a batch at a time, in the row groups write_parquet writes
+        with tqdm(total=rows, desc=f"score {src.stem}", unit="rows", unit_scale=True) as bar:
+            for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
+                table = pa.Table.from_batches([batch])
+                proba = predict(model, table.to_pandas())
+                writer.write(output_table(table.select(list(keys)), proba, model))
+                bar.update(batch.num_rows)
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
     return int(rows)
 
 
@@ -199,15 +203,16 @@ def write_table(database_url: str, files: dict[str, Path], keys: Sequence[str], 
             cur.execute(f"DROP TABLE IF EXISTS {quote(engine, TABLE)}")
             cur.execute(f"CREATE TABLE {quote(engine, TABLE)} ({body})")
             cur.close()
-            for split, path in files.items():
-                table = pq.read_table(path)
-                table = table.add_column(0, "split", pa.array([split] * table.num_rows))
-                data = to_arrow(ddl, table, engine.dialect.name)
-                with tqdm(
-                    total=table.num_rows, desc=f"table {split}", unit="rows", unit_scale=True
-                ) as bar:
-                    bulk_insert(conn, engine, TABLE, data, chunk, bar.update)
-                total += table.num_rows
+            for split, path in files.items():  # a batch at a time
+                pf = pq.ParquetFile(path)
+                n = pf.metadata.num_rows
+                with tqdm(total=n, desc=f"table {split}", unit="rows", unit_scale=True) as bar:
+                    for batch in pf.iter_batches(batch_size=chunk):
+                        table = pa.Table.from_batches([batch])
+                        table = table.add_column(0, "split", pa.array([split] * table.num_rows))
+                        data = to_arrow(ddl, table, engine.dialect.name)
+                        bulk_insert(conn, engine, TABLE, data, chunk, bar.update)
+                total += n
     finally:
         engine.dispose()
     return total
