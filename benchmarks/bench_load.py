@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 from sqlalchemy import text
 
 from flightdelay.core.config import LoadParams, load_params
-from flightdelay.core.db import make_engine, parse_schema, read_sql
+from flightdelay.core.db import make_engine, read_schema, read_sql
 from flightdelay.pipeline.load import load_tables, to_arrow
 from flightdelay.stack.pgcluster import throwaway_postgres
 
@@ -43,7 +43,7 @@ def to_sql_all(url: str, frames: dict[str, pd.DataFrame]) -> None:
 
 def psql_copy_all(info: dict[str, str], csv_dir: Path) -> None:
     """`psql \\copy` of the same rows (CSV prepared beforehand, not timed) into fresh tables."""
-    schema = parse_schema(read_sql("schema.sql"))
+    schema = read_schema(read_sql("schema.sql"))
     env = dict(os.environ, PGPASSWORD=info["password"])
     base = [
         "psql",
@@ -60,9 +60,9 @@ def psql_copy_all(info: dict[str, str], csv_dir: Path) -> None:
         "features",
     ]
     script = ["BEGIN;"]
-    for name, ddl in schema.items():
-        script.append(f"DROP TABLE IF EXISTS {name};")
-        script += [s + ";" for s in ddl.statements]
+    script += [f"DROP TABLE IF EXISTS {name};" for name in schema.tables]
+    script += [statement + ";" for statement in schema.statements]
+    for name, ddl in schema.tables.items():
         cols = ",".join(c.name for c in ddl.columns)
         script.append(
             f"\\copy {name} ({cols}) FROM '{csv_dir / (name + '.csv')}' WITH (FORMAT csv)"
@@ -84,8 +84,8 @@ def main() -> None:
         results["sqlite_to_sql_s"] = timed(lambda: to_sql_all(sqlite_url, frames))
     with throwaway_postgres() as info, tempfile.TemporaryDirectory() as csv_tmp:
         os.chmod(csv_tmp, 0o755)
-        schema = parse_schema(read_sql("schema.sql"))
-        for name, ddl in schema.items():  # the same rows as CSV, written before timing \copy
+        schema = read_schema(read_sql("schema.sql"))
+        for name, ddl in schema.tables.items():  # the same rows as CSV, written before timing \copy
             pacsv.write_csv(
                 to_arrow(ddl, frames[name], "postgresql"),
                 f"{csv_tmp}/{name}.csv",
