@@ -26,6 +26,10 @@ $(CURDIR)/.poetry/bin/poetry:
 
 $(VENV)/.installed: pyproject.toml poetry.lock | $(POETRY)
 	$(POETRY) install --compile --with dev --all-extras
+	@# mlflow, mlflow-skinny and mlflow-tracing ship the same mlflow/ files and poetry installs
+	@# them in parallel: a .pyc compiled from one package's copy can outlive the file another
+	@# wrote over it (`import mlflow` then fails on a fresh install). Compile the package again.
+	$(VENV)/bin/python -m compileall -q -f -j0 $$($(VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/mlflow
 	@touch $@
 
 install: $(VENV)/.installed ## Create the environment from poetry.lock (only when missing or stale)
