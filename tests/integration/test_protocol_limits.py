@@ -17,6 +17,9 @@ from flightdelay.serving.protocol import IMPORT_PATH
 from flightdelay.stack.pgcluster import free_port
 from tests.conftest import ROOT, venv_env
 
+# real server processes and the clock: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 HEAD_TIMEOUT, BODY_TIMEOUT, MAX_HEAD, MAX_BODY = 1.0, 1.5, 4096, 1_000_000
 
 

@@ -116,6 +116,7 @@ def test_refused_before_a_body_byte_is_read(tmp_path: Path) -> None:
     assert status == 413 and calls == BODY_LIMIT // 65536 + 1
 
 
+@pytest.mark.slow  # 200 MB through a real socket
 def test_200_mb_unauthenticated_post_is_refused_unread(tmp_path: Path) -> None:
     """A real uvicorn process: the answer comes before the body, and RSS does not grow."""
     settings = settings_for(tmp_path)

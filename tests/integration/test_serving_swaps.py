@@ -16,6 +16,9 @@ from flightdelay.stack.pgcluster import free_port
 from tests.conftest import venv_env
 from tests.helpers.serving import TOKEN, records, register_tiny, settings_for
 
+# real server processes and the clock: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, list[int]]]:

@@ -10,8 +10,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers.serving import records, register_tiny, service_env, settings_for
+
+# real server processes and the clock: in `make test`, not in `make test-fast`
+pytestmark = pytest.mark.slow
 
 SENT = 120
 PREDICT_200 = re.compile(

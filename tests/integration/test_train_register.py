@@ -22,6 +22,10 @@ from flightdelay.pipeline import promote
 from flightdelay.pipeline import register as register_model
 from flightdelay.pipeline import train as train_model
 
+# train + register against a real MLflow registry, many times over: in `make test`, not in
+# `make test-fast` (tests/unit/test_promotion.py covers the decisions without a registry)
+pytestmark = pytest.mark.slow
+
 
 def synthetic_split(rows: int, seed: int) -> pd.DataFrame:
     """Rows with every feature column of params.yaml and a label that depends on them."""
