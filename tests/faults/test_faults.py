@@ -11,6 +11,7 @@ import signal
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -114,17 +115,26 @@ def wait_new_pid(settings: StackSettings, name: str, old: int, timeout: float) -
     raise AssertionError(f"{name} was not restarted within {timeout:.0f} s")
 
 
+def signal_under_load(
+    settings: StackSettings, replica: str, port: int, sig: signal.Signals, timeout: float
+) -> tuple[Any, float, float]:
+    """Send `sig` to `replica` while the bounded load runs; wait until it is replaced and ready
+    again -> (the load's results, when the signal went, seconds until the new process)."""
+    wait_both_serve(settings)
+    old = pids(settings)[replica]
+    with load(settings) as running:
+        os.kill(old, sig)
+        t_signal = time.monotonic()
+        restarted = wait_new_pid(settings, replica, old, timeout)
+        wait_ready(port)
+        time.sleep(1)
+    return running, t_signal, restarted
+
+
 def test_hung_replica_fails_over_within_2s_and_the_watchdog_restarts_it(
     fault_stack: StackSettings, baseline: tuple[int, list[str], int]
 ) -> None:
-    wait_both_serve(fault_stack)
-    old = pids(fault_stack)["api1"]
-    with load(fault_stack) as running:
-        os.kill(old, signal.SIGSTOP)
-        t_stop = time.monotonic()
-        restarted = wait_new_pid(fault_stack, "api1", old, 30)
-        wait_ready(28001)
-        time.sleep(1)
+    running, t_stop, restarted = signal_under_load(fault_stack, "api1", 28001, signal.SIGSTOP, 30)
     during = [r for r in running.results if r[0] >= t_stop]
     assert running.failed() == [] and len(during) > 20
     assert max(r[1] for r in during) < 2.0, max(r[1] for r in during)
@@ -138,13 +148,7 @@ def test_hung_replica_fails_over_within_2s_and_the_watchdog_restarts_it(
 def test_killed_replica_under_load_loses_no_request(
     fault_stack: StackSettings, baseline: tuple[int, list[str], int]
 ) -> None:
-    wait_both_serve(fault_stack)
-    old = pids(fault_stack)["api2"]
-    with load(fault_stack) as running:
-        os.kill(old, signal.SIGKILL)
-        back = wait_new_pid(fault_stack, "api2", old, 15)
-        wait_ready(28002)
-        time.sleep(1)
+    running, _, back = signal_under_load(fault_stack, "api2", 28002, signal.SIGKILL, 15)
     assert running.failed() == [] and len(running.results) > 20
     assert data_state(fault_stack) == baseline
     worst = max(r[1] for r in running.results)

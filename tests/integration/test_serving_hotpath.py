@@ -87,10 +87,12 @@ def test_compiled_answers_equal_the_reference_and_predict_proba(served: Any) -> 
         assert np.allclose(probabilities(got), expected, rtol=0, atol=1e-9), name
 
 
+WITH_CATEGORIES = [kind for kind in sorted(VARIANTS) if VARIANTS[kind][0]]
+
+
+@pytest.mark.parametrize("served", WITH_CATEGORIES, indirect=True)  # a category to be unknown
 def test_unknown_categories_warn_on_the_compiled_path(served: Any) -> None:
     client, _, kind = served
-    if not VARIANTS[kind][0]:
-        pytest.skip("no categoricals")
     r = client.post("/predict", content=bodies(kind)["columns 40"])
     assert r.status_code == 200, r.text
     column = VARIANTS[kind][0][0]
