@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import inspect, text
 
 from flightdelay.core.config import LoadParams
-from flightdelay.core.db import make_engine, read_schema
+from flightdelay.core.db import make_engine, read_schema, read_sql
 from flightdelay.core.errors import UserError
-from flightdelay.pipeline.load import load_tables, to_arrow
+from flightdelay.pipeline.load import load_tables, raw_batches, read_raw, to_arrow
 from tests.fixtures import raw_tables, write_raw
 
 PARAMS = LoadParams(progress_min_rows=10**6, chunk_rows=2)
@@ -167,3 +167,76 @@ def test_fraction_in_an_integer_column_is_named_after_the_arrow_cast(tmp_path: P
     data = data.append_column("naive", pa.nulls(1)).append_column("digits", pa.nulls(1))
     with pytest.raises(UserError, match=r"raw t.n: expected INTEGER, got values like \['1.5'\]"):
         to_arrow(ddl, data, "sqlite")
+
+
+def late_bad_flights(column: str, bad: object, rows: int = 9, at: tuple[int, ...] = (8,)) -> dict:
+    """The fixture tables with `rows` flights (several batches of PARAMS.chunk_rows) whose
+    `column` holds `bad` only in the rows `at` (the last batch by default); a text `bad` makes
+    the column text (the other rows then hold numbers as text, which convert)."""
+    tables = raw_tables()
+    flights = pd.concat([tables["flights"]] * 2, ignore_index=True).iloc[:rows].copy()
+    flights["flight"] = range(1, rows + 1)
+    values = flights[column].astype(str if isinstance(bad, str) else object)
+    for i in at:
+        values.iloc[i] = bad
+    flights[column] = values
+    tables["flights"] = flights
+    return tables
+
+
+@pytest.mark.parametrize(
+    ("column", "bad", "message"),
+    [
+        ("distance", "far", r"raw flights\.distance: expected DOUBLE PRECISION, got .*'far'"),
+        ("flight", 1.5, r"raw flights\.flight: expected INTEGER, got values like \['1.5'\]"),
+        ("carrier", None, r"raw flights\.carrier: 1 NULL value\(s\) in a NOT NULL column"),
+    ],
+)
+def test_bad_value_in_a_late_batch_keeps_every_previous_table(
+    tmp_path: Path, url: str, column: str, bad: object, message: str
+) -> None:
+    """Each file is validated batch by batch while it is written: a bad value in the last batch
+    of the last table is found after every other table was replaced inside the transaction,
+    and rolls all of them back, with the same message as an up-front check."""
+    load_tables(url, write_raw(tmp_path / "raw"), PARAMS)
+    before = counts(url)
+    tables = late_bad_flights(column, bad)
+    tables["airlines"] = pd.DataFrame({"carrier": ["UA", "AA", "B6"], "name": ["u", "a", "b"]})
+    written: list[str] = []
+    with pytest.raises(UserError, match=message):
+        load_tables(url, write_raw(tmp_path / "bad", tables), PARAMS, after_table=written.append)
+    assert written == ["airlines", "airports", "planes", "weather"]  # replaced, then rolled back
+    assert counts(url) == before
+
+
+def test_null_count_is_over_the_whole_file(tmp_path: Path, url: str) -> None:
+    """The first batch with a NULL stops the load; the message counts every NULL of the file."""
+    tables = late_bad_flights("origin", None, rows=9, at=(5, 6, 8))
+    with pytest.raises(UserError, match=r"raw flights\.origin: 3 NULL value\(s\)"):
+        load_tables(url, write_raw(tmp_path / "raw", tables), PARAMS)
+    assert counts(url) == {}
+
+
+def test_streamed_batches_equal_the_whole_file(tmp_path: Path) -> None:
+    """`raw_batches` (what the load writes) gives batches of at most chunk_rows rows whose
+    concatenation is `read_raw`'s table, on both dialects; columns outside the DDL are not read."""
+    tables = late_bad_flights("dep_time", 600.0, rows=9)
+    tables["flights"]["extra"] = "not in the schema"
+    raw = write_raw(tmp_path / "raw", tables)
+    schema = read_schema(read_sql("schema.sql"))
+    for dialect in ("sqlite", "postgresql"):
+        whole = read_raw(raw, schema, dialect)["flights"]
+        batches = list(raw_batches(raw / "flights.parquet", schema.tables["flights"], dialect, 4))
+        assert [b.num_rows for b in batches] == [4, 4, 1]
+        assert pa.Table.from_batches(batches).equals(whole)
+        assert "extra" not in whole.column_names
+
+
+def test_unreadable_raw_file_is_one_line_before_the_database_is_touched(
+    tmp_path: Path, url: str
+) -> None:
+    raw = write_raw(tmp_path / "raw")
+    (raw / "planes.parquet").write_bytes(b"not parquet")
+    with pytest.raises(UserError, match=r"raw planes: .*planes.parquet is not a readable parquet"):
+        load_tables(url, raw, PARAMS)
+    assert counts(url) == {}

@@ -125,3 +125,50 @@ def test_streamed_types_and_order_match_sqlite(tmp_path: Path, pg_url: str) -> N
         engine.dispose()
     for split in ("train.parquet", "test.parquet"):
         assert md5(tmp_path / "pg" / split) == md5(tmp_path / "lite" / split)
+
+
+@pytest.mark.parametrize(
+    ("column", "bad", "message"),
+    [
+        ("distance", "far", r"raw flights\.distance: expected DOUBLE PRECISION, got .*'far'"),
+        ("carrier", None, r"raw flights\.carrier: 1 NULL value\(s\) in a NOT NULL column"),
+        ("flight", 2**40, r"previous tables kept: .*out of range for type integer"),
+    ],
+)
+def test_bad_value_in_a_late_batch_rolls_back_the_copy(
+    tmp_path: Path, pg_url: str, column: str, bad: object, message: str
+) -> None:
+    """The batches are read and validated by the COPY's producer thread while the server
+    parses: a bad value in the last batch (ours, or the server's: an integer out of range)
+    aborts that COPY and rolls back every table already replaced in the transaction."""
+    from tests.integration.test_load import late_bad_flights
+
+    load_tables(pg_url, write_raw(tmp_path / "raw"), PARAMS)
+    tables = late_bad_flights(column, bad)
+    tables["airlines"] = pd.DataFrame({"carrier": ["UA", "AA", "B6"], "name": ["u", "a", "b"]})
+    written: list[str] = []
+    with pytest.raises(UserError, match=message):
+        load_tables(pg_url, write_raw(tmp_path / "bad", tables), PARAMS, after_table=written.append)
+    assert written == ["airlines", "airports", "planes", "weather"]
+    assert flights_count(pg_url) == 5
+    engine = make_engine(pg_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM airlines")).scalar_one() == 2
+    engine.dispose()
+
+
+def test_text_survives_the_csv_copy(tmp_path: Path, pg_url: str) -> None:
+    """Text with the CSV's own characters (and `\\N`, and an empty string) comes back as
+    written, NULL stays NULL, on both engines."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    texts = ["", None, 'say "hi"', "a,b", "two\nlines", "\\N", "NULL", " pad ", "é€"]
+    pd.DataFrame({"k": range(len(texts)), "s": texts}).to_parquet(raw / "t.parquet", index=False)
+    schema = "CREATE TABLE t (k INTEGER NOT NULL, s TEXT);"
+    for url in (pg_url, f"sqlite:///{tmp_path / 't.db'}"):
+        load_tables(url, raw, PARAMS, schema_sql=schema)
+        engine = make_engine(url)
+        with engine.connect() as conn:
+            got = [r[0] for r in conn.execute(text("SELECT s FROM t ORDER BY k"))]
+        engine.dispose()
+        assert got == texts

@@ -221,64 +221,111 @@ def raw_transaction(engine: Engine) -> Iterator[Any]:
 def bulk_insert(
     conn: Any, engine: Engine, table: str, data: pa.Table, chunk_rows: int, progress: Progress
 ) -> None:
-    """Append `data` (columns already in table order and DB types) to `table`.
+    """Append `data` (columns already in table order and DB types) to `table`, in batches of
+    `chunk_rows` rows (see `insert_batches`)."""
+    batches = data.to_batches(max_chunksize=chunk_rows)
+    insert_batches(conn, engine, table, data.column_names, batches, progress)
 
-    PostgreSQL: ONE `COPY ... FROM STDIN` per table, fed through a pipe by a thread that writes
-    each batch of `chunk_rows` rows as CSV in Arrow (every value quoted, so an empty string stays
-    distinct from NULL): the CSV is written while the server parses the previous batch, and
-    only a batch and the pipe are in memory. SQLite: executemany per batch.
+
+def insert_batches(
+    conn: Any,
+    engine: Engine,
+    table: str,
+    columns: list[str],
+    batches: Iterable[pa.RecordBatch],
+    progress: Progress,
+) -> int:
+    """Append `batches` (each with `columns`, in DB types) to `table`; returns the rows written.
+
+    `batches` is pulled lazily, one at a time, so it may be a generator that reads and converts
+    as it goes (only a batch is in memory; an exception it raises aborts the insert and is
+    raised here, the caller's transaction rolls back). PostgreSQL: ONE `COPY ... FROM STDIN`
+    per table, fed through a pipe by a thread that pulls each batch and writes it as CSV in
+    Arrow (text quoted, so an empty string stays distinct from NULL; numbers bare): the next
+    batch is read and written while the server parses the previous one. SQLite: executemany
+    per batch.
     """
-    cols = ", ".join(quote(engine, c) for c in data.column_names)
+    cols = ", ".join(quote(engine, c) for c in columns)
     target = quote(engine, table)
     cur = conn.cursor()
     try:
         if engine.dialect.name == "postgresql":
             sql = f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER false)"
-            copy_batches(cur, sql, data.to_batches(max_chunksize=chunk_rows), progress)
-        else:
-            marks = ", ".join("?" for _ in data.column_names)
-            sql = f"INSERT INTO {target} ({cols}) VALUES ({marks})"
-            for batch in data.to_batches(max_chunksize=chunk_rows):
-                columns = [c.to_pylist() for c in batch.columns]
-                cur.executemany(sql, zip(*columns, strict=True))
-                progress(batch.num_rows)
+            return copy_batches(cur, sql, batches, progress)
+        marks = ", ".join("?" for _ in columns)
+        sql = f"INSERT INTO {target} ({cols}) VALUES ({marks})"
+        rows = 0
+        for batch in batches:
+            cur.executemany(sql, zip(*(c.to_pylist() for c in batch.columns), strict=True))
+            rows += batch.num_rows
+            progress(batch.num_rows)
+        return rows
     finally:
         cur.close()
 
 
-_CSV = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+# "needed": every string value is quoted (an empty string is `""`, a NULL is nothing), numbers
+# and timestamps are written bare (less to write and for the server to parse than all quoted).
+_CSV = pacsv.WriteOptions(include_header=False, quoting_style="needed")
 _PIPE_BYTES = 1 << 20
 
 
-def copy_batches(cur: Any, sql: str, batches: Iterable[pa.RecordBatch], progress: Progress) -> None:
-    """Run `sql` (a COPY FROM STDIN in CSV) on psycopg2 cursor `cur`, streaming `batches`."""
+class _Aborted(Exception):
+    """Raised into the COPY (as a read error) when the producer failed: the server aborts the
+    COPY instead of committing the rows sent so far."""
+
+
+def copy_batches(cur: Any, sql: str, batches: Iterable[pa.RecordBatch], progress: Progress) -> int:
+    """Run `sql` (a COPY FROM STDIN in CSV) on psycopg2 cursor `cur`, streaming `batches`
+    (pulled in a producer thread); returns the rows sent. An exception raised by `batches` (or
+    the CSV writer) is raised here, after the COPY stopped."""
     read_fd, write_fd = os.pipe()
     with contextlib.suppress(OSError):  # a larger pipe: fewer switches (Linux only)
         fcntl.fcntl(write_fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
     failed: list[BaseException] = []
+    sent = [0]
 
     def produce() -> None:
-        try:
-            with os.fdopen(write_fd, "wb", buffering=0) as sink:
+        with os.fdopen(write_fd, "wb", buffering=0) as sink:
+            try:
                 for batch in batches:
                     out = pa.BufferOutputStream()
                     pacsv.write_csv(batch, out, write_options=_CSV)
                     sink.write(memoryview(out.getvalue()))
+                    sent[0] += batch.num_rows
                     progress(batch.num_rows)
-        except BrokenPipeError:
-            pass  # COPY failed and closed the pipe: its error is the one raised
-        except BaseException as exc:
-            failed.append(exc)
+            except BrokenPipeError:
+                pass  # COPY failed and closed the pipe: its error is the one raised
+            except BaseException as exc:
+                failed.append(exc)  # before the pipe closes: the reader sees it at the end
 
     thread = threading.Thread(target=produce, name="copy-csv", daemon=True)
     thread.start()
     try:
-        with os.fdopen(read_fd, "rb", buffering=0) as source:
-            cur.copy_expert(sql, source, size=_PIPE_BYTES)
+        with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+            cur.copy_expert(sql, _Source(pipe, failed), size=_PIPE_BYTES)
+    except Exception:
+        if not failed:
+            raise
     finally:
         thread.join()
     if failed:
         raise failed[0]
+    return sent[0]
+
+
+class _Source:
+    """The read end of the pipe for copy_expert; at the end of the data, a failed producer
+    makes the read raise, so psycopg2 ends the COPY with an error (nothing half-sent is kept)."""
+
+    def __init__(self, pipe: Any, failed: list[BaseException]) -> None:
+        self.pipe, self.failed = pipe, failed
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.pipe.read(size)
+        if not chunk and self.failed:
+            raise _Aborted("the rows could not be read")
+        return chunk  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,9 +1,13 @@
 """Stage load: create the tables of sql/schema.sql in DATABASE_URL and load data/raw into them.
 
-Every raw file is validated against the DDL (columns present, values of the declared type,
-no NULL in a NOT NULL column) before the database is touched. The tables are then dropped,
-re-created and filled inside ONE transaction: a failure at any point rolls back to the previous
-complete tables, and a re-run gives the same result (idempotent).
+Before the database is touched, the raw folder is checked against the schema (one file per
+table, every DDL column present in the file's parquet schema). The tables are then dropped,
+re-created and filled inside ONE transaction (DDL included, on both engines), each raw file
+streamed in batches of `load.chunk_rows` rows: a batch is read, validated against the DDL
+(values of the declared type, no NULL in a NOT NULL column) and written before the next one
+is read, so memory holds a batch, not the data. A bad value in any batch, or any other failure,
+raises one line and rolls back to the previous complete tables; a re-run gives the same result
+(idempotent).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,7 @@ from flightdelay.core.db import (
     Column,
     Schema,
     TableDDL,
-    bulk_insert,
+    insert_batches,
     make_engine,
     one_line,
     quote,
@@ -57,13 +61,19 @@ def to_arrow(table: TableDDL, data: pd.DataFrame | pa.Table, dialect: str) -> pa
     if missing:
         raise UserError(f"raw {table.name}: missing column(s) {', '.join(missing)}")
     arrays = {c.name: _column(table.name, c, data, dialect) for c in table.columns}
-    for col in table.columns:
-        nulls = arrays[col.name].null_count
-        if nulls and not col.nullable:
-            raise UserError(
-                f"raw {table.name}.{col.name}: {nulls} NULL value(s) in a NOT NULL column"
-            )
+    bad = _null_in_not_null(table, arrays)
+    if bad:
+        raise _null_error(table, bad, arrays[bad.name].null_count)
     return pa.table(arrays)
+
+
+def _null_in_not_null(table: TableDDL, arrays: dict[str, pa.Array]) -> Column | None:
+    """The first NOT NULL column of `table` with a NULL in `arrays`, if any."""
+    return next((c for c in table.columns if not c.nullable and arrays[c.name].null_count), None)
+
+
+def _null_error(table: TableDDL, col: Column, nulls: int) -> UserError:
+    return UserError(f"raw {table.name}.{col.name}: {nulls} NULL value(s) in a NOT NULL column")
 
 
 def _column(table: str, col: Column, data: pd.DataFrame | pa.Table, dialect: str) -> pa.Array:
@@ -120,8 +130,9 @@ def _convert(table: str, col: Column, s: pd.Series, dialect: str) -> pa.Array:
         ) from None
 
 
-def read_raw(raw_dir: Path, schema: Schema, dialect: str) -> dict[str, pa.Table]:
-    """Every schema table's raw file, converted to the DDL's types (nothing is written).
+def raw_files(raw_dir: Path, schema: Schema) -> dict[str, Path]:
+    """The raw file of every schema table, checked without reading any data: the set of files
+    against the schema's tables, and every DDL column in the file's parquet schema.
 
     The raw folder holds exactly the tables of params.yaml `get_data`, so a file without a
     table, or a table without a file, is a table name to fix in params.yaml or schema.sql.
@@ -133,15 +144,51 @@ def read_raw(raw_dir: Path, schema: Schema, dialect: str) -> dict[str, pa.Table]
             f"params.yaml get_data: table(s) {', '.join(extra)} not in schema.sql "
             f"(its tables: {', '.join(schema.tables)})"
         )
-    data: dict[str, pa.Table] = {}
+    out: dict[str, Path] = {}
     for name, ddl in schema.tables.items():
         if name not in files:
             raise UserError(
                 f"schema.sql table {name!r} has no raw file {raw_dir / name}.parquet: add it to "
                 "params.yaml get_data (files or tables) and run `dvc repro get_data`"
             )
-        data[name] = to_arrow(ddl, pq.read_table(files[name]), dialect)
-    return data
+        try:
+            names = pq.read_schema(files[name]).names
+        except (OSError, pa.ArrowException) as exc:
+            raise UserError(
+                f"raw {name}: {files[name]} is not a readable parquet file ({_first_line(exc)})"
+            ) from None
+        missing = [c.name for c in ddl.columns if c.name not in names]
+        if missing:
+            raise UserError(f"raw {name}: missing column(s) {', '.join(missing)}")
+        out[name] = files[name]
+    return out
+
+
+def read_raw(raw_dir: Path, schema: Schema, dialect: str) -> dict[str, pa.Table]:
+    """Every schema table's raw file, converted to the DDL's types, all in memory (nothing is
+    written; the load itself streams with `raw_batches`)."""
+    files = raw_files(raw_dir, schema)
+    return {
+        name: to_arrow(ddl, pq.read_table(files[name]), dialect)
+        for name, ddl in schema.tables.items()
+    }
+
+
+def raw_batches(
+    path: Path, table: TableDDL, dialect: str, chunk_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """The DDL columns of raw file `path`, read in batches of at most `chunk_rows` rows, each
+    converted and validated by `to_arrow` as it is read (same checks, same messages). A NULL in
+    a NOT NULL column is counted over the whole file for the message."""
+    columns = [c.name for c in table.columns]
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
+        data = pa.Table.from_batches([batch])
+        arrays = {c.name: _column(table.name, c, data, dialect) for c in table.columns}
+        bad = _null_in_not_null(table, arrays)
+        if bad:
+            whole = pq.read_table(path, columns=[bad.name])
+            raise _null_error(table, bad, _column(table.name, bad, whole, dialect).null_count)
+        yield pa.RecordBatch.from_arrays(list(arrays.values()), names=columns)
 
 
 def load_tables(
@@ -151,30 +198,32 @@ def load_tables(
     after_table: AfterTable | None = None,
     schema_sql: str | None = None,
 ) -> dict[str, Any]:
-    """Validate every raw file, then replace all schema tables in one transaction.
+    """Check the raw files, then replace all schema tables in one transaction, streaming each
+    file in (see the module docstring).
 
     `schema_sql` defaults to the packaged sql/schema.sql. Returns the load report: the masked
     DB URL and the rows per table (no timings, so the report is byte-stable; they are logged).
     """
     schema = read_schema(schema_sql if schema_sql is not None else read_sql("schema.sql"))
+    files = raw_files(raw_dir, schema)
     engine = make_engine(engine_url)
     try:
-        data = read_raw(raw_dir, schema, engine.dialect.name)
-        _replace_tables(engine, schema, data, params, after_table)
+        rows = _replace_tables(engine, schema, files, params, after_table)
     finally:
         engine.dispose()
-    tables = {name: {"rows": data[name].num_rows} for name in schema.tables}
+    tables = {name: {"rows": rows[name]} for name in schema.tables}
     return {"database_url": mask_url(engine_url), "tables": tables}
 
 
 def _replace_tables(
     engine: Engine,
     schema: Schema,
-    data: dict[str, pa.Table],
+    files: dict[str, Path],
     params: LoadParams,
     after_table: AfterTable | None,
-) -> None:
+) -> dict[str, int]:
     start = time.perf_counter()
+    rows: dict[str, int] = {}
     try:
         with raw_transaction(engine) as conn:
             cur = conn.cursor()
@@ -188,12 +237,10 @@ def _replace_tables(
                         f"schema.sql statement {i} ({one_line(stmt)}): {_first_line(exc)}; "
                         "previous tables kept"
                     ) from exc
-            for name in schema.tables:
+            for name, ddl in schema.tables.items():
                 t0 = time.perf_counter()
-                _insert(conn, engine, name, data[name], params)
-                log.info(
-                    "load %s: %d rows in %.2fs", name, data[name].num_rows, time.perf_counter() - t0
-                )
+                rows[name] = _insert(conn, engine, ddl, files[name], params)
+                log.info("load %s: %d rows in %.2fs", name, rows[name], time.perf_counter() - t0)
                 if after_table:
                     after_table(name)
             cur.close()
@@ -202,18 +249,21 @@ def _replace_tables(
     except Exception as exc:
         raise UserError(f"load failed, previous tables kept: {_first_line(exc)}") from exc
     log.info("loaded %s in %.2fs", ", ".join(schema.tables), time.perf_counter() - start)
+    return rows
 
 
-def _insert(conn: Any, engine: Engine, name: str, table: pa.Table, params: LoadParams) -> None:
-    rows = table.num_rows
+def _insert(conn: Any, engine: Engine, ddl: TableDDL, path: Path, params: LoadParams) -> int:
+    total = pq.ParquetFile(path).metadata.num_rows
+    batches = raw_batches(path, ddl, engine.dialect.name, params.chunk_rows)
+    columns = [c.name for c in ddl.columns]
     with tqdm(
-        total=rows,
-        desc=f"load {name}",
+        total=total,
+        desc=f"load {ddl.name}",
         unit="rows",
         unit_scale=True,
-        disable=rows <= params.progress_min_rows,
+        disable=total <= params.progress_min_rows,
     ) as bar:
-        bulk_insert(conn, engine, name, table, params.chunk_rows, bar.update)
+        return insert_batches(conn, engine, ddl.name, columns, batches, bar.update)
 
 
 def _first_line(exc: BaseException) -> str:
