@@ -14,6 +14,8 @@ against `psql \\copy` of the same rows as CSV, written beforehand, untimed: the 
 (SQLite), train with and without `train.sample_rows` (the latter stopped above --train-rss-gb),
 register (@serving), and score with pandas, spark-sql and spark-udf on local[1] and local[2]
 (rows/s from score.json: the Spark session start and the expression check are left out).
+Time per row is reported twice: wall time over rows, and after the stage's start-up (a process
+that only imports the CLI and the stage, timed separately: `startup_s`) is taken off.
 
     python benchmarks/bench_scale.py [--sizes 1,4,16] [--max-minutes 75] [--no-spark]
 
@@ -319,18 +321,45 @@ def measure(
         for name in ("load", "load_postgres", "features", "train", "train_all_rows"):
             if "wall_s" in result[name]:
                 result[name]["us_per_row"] = round(result[name]["wall_s"] / rows * 1e6, 2)
+                work = result[name]["wall_s"] - args.startup[STAGE_MODULE[name]]
+                result[name]["us_per_row_after_startup"] = round(work / rows * 1e6, 2)
         args.save()
         result["score"] = {}
         score_runs(root, k, args, result["score"])
 
 
-def flatness(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Time per row at the largest scale over the smallest, per stage (target: within +-25%)."""
+STAGE_MODULE = {
+    "load": "load",
+    "load_postgres": "load",
+    "features": "features",
+    "train": "train",
+    "train_all_rows": "train",
+}
+
+
+def startup_seconds(repeats: int = 3) -> dict[str, float]:
+    """Per stage module: the median wall time of a process that only starts Python and imports
+    the CLI and the stage (what every run of the stage pays before its first row)."""
+    out = {}
+    for module in sorted(set(STAGE_MODULE.values())):
+        code = f"import flightdelay.cli, flightdelay.pipeline.{module}"
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], env=venv_env(ENV), check=True)
+            times.append(time.perf_counter() - t0)
+        out[module] = round(statistics.median(times), 2)
+    return out
+
+
+def flatness(results: dict[str, dict[str, Any]], key: str = "us_per_row") -> dict[str, Any]:
+    """Time per row (`key`) at the largest scale over the smallest, per stage (target: within
+    +-25%); score: rows/s from score.json, which leaves process and Spark start-up out."""
     scales = sorted(results, key=int)
     lo, hi = results[scales[0]], results[scales[-1]]
     out = {}
     for name in ("load", "load_postgres", "features"):
-        a, b = (r.get(name, {}).get("us_per_row") for r in (lo, hi))
+        a, b = (r.get(name, {}).get(key) for r in (lo, hi))
         out[name] = round(b / a, 2) if a and b else None
     a, b = (r.get("score", {}).get("pandas", {}).get("us_per_row") for r in (lo, hi))
     out["score_pandas"] = round(b / a, 2) if a and b else None
@@ -402,6 +431,7 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
+        args.startup = startup_seconds()
         results: dict[str, dict[str, Any]] = {}
         args.save = lambda: save(args, results, started)  # after every stage: nothing is lost
         for k in args.scales:
@@ -422,7 +452,11 @@ def save(args: argparse.Namespace, results: dict[str, Any], started: float) -> d
         "train_all_rows_rss_cap_mb": args.train_rss_gb * 1024,
         "spark": args.spark,
         "bench_minutes": round((time.perf_counter() - started) / 60, 1),
+        "startup_s": args.startup,
         "us_per_row_largest_over_smallest": flatness(results),
+        "us_per_row_after_startup_largest_over_smallest": flatness(
+            results, "us_per_row_after_startup"
+        ),
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,5 @@
-"""train reads only the columns it uses, and samples in Arrow the rows pandas would."""
+"""train reads only the columns it uses, and samples in Arrow (a row group at a time) the rows
+pandas would."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ def params(**extra: object) -> TrainParams:
     return TrainParams.model_validate(base | extra)
 
 
-@pytest.fixture
-def split(tmp_path: Path) -> Path:
+@pytest.fixture(params=[None, 613], ids=["one-row-group", "row-groups-of-613"])
+def split(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
     rng = np.random.default_rng(0)
     n = 5000
     frame = pd.DataFrame(
@@ -34,7 +35,7 @@ def split(tmp_path: Path) -> Path:
             "y": rng.integers(0, 2, n),
         }
     )
-    frame.to_parquet(tmp_path / "train.parquet", index=False)
+    frame.to_parquet(tmp_path / "train.parquet", index=False, row_group_size=request.param)
     return tmp_path / "train.parquet"
 
 

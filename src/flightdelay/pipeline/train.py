@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn.pipeline import Pipeline
 
@@ -61,14 +62,28 @@ def read_split(path: Path, train: TrainParams, sample_rows: int | None = None) -
         raise UserError(
             f"params.yaml train: column(s) not in the feature table: {', '.join(missing)}"
         )
-    table = pq.read_table(path, columns=wanted)
-    if sample_rows and sample_rows < table.num_rows:
-        rows = np.random.RandomState(train.random_state).choice(
-            table.num_rows, size=sample_rows, replace=False
-        )
-        table = table.take(rows)
-    frame: pd.DataFrame = table.to_pandas()
-    return frame
+    pf = pq.ParquetFile(path)
+    total = pf.metadata.num_rows
+    if not sample_rows or sample_rows >= total:
+        frame: pd.DataFrame = pf.read(columns=wanted).to_pandas()
+        return frame
+    rows = np.random.RandomState(train.random_state).choice(total, size=sample_rows, replace=False)
+    return sampled_rows(pf, wanted, rows).to_pandas()
+
+
+def sampled_rows(pf: pq.ParquetFile, columns: list[str], rows: np.ndarray) -> pa.Table:
+    """Rows `rows` (file positions, in that order) of `columns`, read one row group at a time:
+    only one group and the sample are ever in memory."""
+    wanted = np.sort(rows)
+    parts, start = [], 0
+    for group in range(pf.metadata.num_row_groups):
+        end = start + pf.metadata.row_group(group).num_rows
+        lo, hi = np.searchsorted(wanted, [start, end])
+        if hi > lo:
+            parts.append(pf.read_row_group(group, columns=columns).take(wanted[lo:hi] - start))
+        start = end
+    in_file_order = pa.concat_tables(parts) if parts else pf.schema_arrow.empty_table()
+    return in_file_order.take(np.searchsorted(wanted, rows))
 
 
 def labels(frame: pd.DataFrame, train: TrainParams) -> np.ndarray:
