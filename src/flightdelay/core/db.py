@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from sqlalchemy import Engine, create_engine, event
@@ -270,6 +271,17 @@ _CSV = pacsv.WriteOptions(include_header=False, quoting_style="needed")
 _PIPE_BYTES = 1 << 20
 
 
+def _zoned_as_text(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """`batch` with its zone-aware timestamps as text, `YYYY-MM-DD HH:MM:SS[.ffffff]Z` (the UTC
+    wall clock: what the CSV writer would write, ~8x faster than its zone-aware formatting)."""
+    columns = list(batch.columns)
+    for i, field in enumerate(batch.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+            wall = columns[i].cast(pa.timestamp(field.type.unit)).cast(pa.string())
+            columns[i] = pc.binary_join_element_wise(wall, "Z", "")
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
+
+
 class _Aborted(Exception):
     """Raised into the COPY (as a read error) when the producer failed: the server aborts the
     COPY instead of committing the rows sent so far."""
@@ -290,7 +302,7 @@ def copy_batches(cur: Any, sql: str, batches: Iterable[pa.RecordBatch], progress
             try:
                 for batch in batches:
                     out = pa.BufferOutputStream()
-                    pacsv.write_csv(batch, out, write_options=_CSV)
+                    pacsv.write_csv(_zoned_as_text(batch), out, write_options=_CSV)
                     sink.write(memoryview(out.getvalue()))
                     sent[0] += batch.num_rows
                     progress(batch.num_rows)

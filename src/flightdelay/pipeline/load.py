@@ -106,7 +106,15 @@ def _cast(col: Column, values: pa.Array, dialect: str) -> pa.Array | None:
         ts = values.cast(pa.timestamp("s", "UTC"))  # ISO 8601 text with its zone, or a time
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    return pc.strftime(ts, "%Y-%m-%d %H:%M:%S+00:00") if dialect == "sqlite" else ts
+    return _sqlite_text(ts) if dialect == "sqlite" else ts
+
+
+def _sqlite_text(ts: pa.Array) -> pa.Array:
+    """Timestamps (whole seconds, UTC) as SQLite's one text form `YYYY-MM-DD HH:MM:SS+00:00`:
+    the UTC wall clock cast to text, then the zone appended (strftime with a zone is ~10x
+    slower)."""
+    wall = ts.cast(pa.timestamp("s")).cast(pa.string())
+    return pc.binary_join_element_wise(wall, "+00:00", "")
 
 
 def _convert(table: str, col: Column, s: pd.Series, dialect: str) -> pa.Array:
@@ -120,7 +128,7 @@ def _convert(table: str, col: Column, s: pd.Series, dialect: str) -> pa.Array:
             naive_utc = parsed.dt.tz_convert(None).to_numpy()
             ts = pa.array(naive_utc).cast(pa.timestamp("s")).cast(pa.timestamp("s", "UTC"))
             # SQLite has no timestamp type: store one fixed ISO text form so joins match.
-            return pc.strftime(ts, "%Y-%m-%d %H:%M:%S+00:00") if dialect == "sqlite" else ts
+            return _sqlite_text(ts) if dialect == "sqlite" else ts
         return pa.array(s.astype("string").astype(object).where(s.notna(), None), type=pa.string())
     except (ValueError, TypeError, pa.ArrowInvalid) as exc:
         sample = s.dropna().astype(str).head(1).tolist()
