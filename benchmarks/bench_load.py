@@ -1,13 +1,18 @@
 """Benchmark the load stage: ours vs pandas `to_sql` vs `psql \\copy`, SQLite and PostgreSQL.
 
 Needs data/raw (run `dvc repro get_data`). Starts a throwaway PostgreSQL cluster.
-Writes reports/bench/load.json. Targets: Postgres load <= 1.5x `\\copy`, >= 10x faster than to_sql.
+Writes reports/bench/load.json. Targets: Postgres load <= 1.2x `\\copy` of the same rows as CSV
+(ours and `\\copy` alternated, medians of --repeats), >= 10x faster than to_sql. Records the
+COPY format the load used (binary when pgpq is installed, CSV otherwise).
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,6 +77,9 @@ def psql_copy_all(info: dict[str, str], csv_dir: Path) -> None:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="alternated runs (medians)")
+    repeats = parser.parse_args().repeats
     if not (RAW / "flights.parquet").is_file():
         sys.exit("data/raw missing: run `dvc repro get_data` first")
     params: LoadParams = load_params().load
@@ -92,8 +100,13 @@ def main() -> None:
                 write_options=pacsv.WriteOptions(include_header=False),
             )
         url = info["features"]
-        results["postgres_ours_s"] = timed(lambda: load_tables(url, RAW, params))
-        results["postgres_psql_copy_s"] = timed(lambda: psql_copy_all(info, Path(csv_tmp)))
+        ours_runs, copy_runs = [], []
+        for _ in range(repeats):  # alternated: the machine's other load hits both alike
+            ours_runs.append(timed(lambda: load_tables(url, RAW, params)))
+            copy_runs.append(timed(lambda: psql_copy_all(info, Path(csv_tmp))))
+        results["postgres_ours_s"] = statistics.median(ours_runs)
+        results["postgres_psql_copy_s"] = statistics.median(copy_runs)
+        results["postgres_copy_format"] = "binary" if importlib.util.find_spec("pgpq") else "csv"
         results["postgres_to_sql_s"] = timed(lambda: to_sql_all(url, frames))
         engine = make_engine(url)
         with engine.connect() as conn:
@@ -102,14 +115,14 @@ def main() -> None:
             )
         engine.dispose()
     ours, copy, tosql = (
-        results[k] for k in ("postgres_ours_s", "postgres_psql_copy_s", "postgres_to_sql_s")
+        float(results[k])  # type: ignore[arg-type]
+        for k in ("postgres_ours_s", "postgres_psql_copy_s", "postgres_to_sql_s")
     )
-    results["postgres_ours_vs_copy"] = round(float(ours) / float(copy), 2)  # type: ignore[arg-type]
-    results["postgres_speedup_vs_to_sql"] = round(float(tosql) / float(ours), 1)  # type: ignore[arg-type]
-    results["targets"] = {"postgres_ours_vs_copy_max": 1.5, "postgres_speedup_vs_to_sql_min": 10}
-    results["meets_targets"] = (
-        results["postgres_ours_vs_copy"] <= 1.5 and results["postgres_speedup_vs_to_sql"] >= 10
-    )  # type: ignore[operator]
+    ratio, speedup = round(ours / copy, 2), round(tosql / ours, 1)
+    results["postgres_ours_vs_copy"] = ratio
+    results["postgres_speedup_vs_to_sql"] = speedup
+    results["targets"] = {"postgres_ours_vs_copy_max": 1.2, "postgres_speedup_vs_to_sql_min": 10}
+    results["meets_targets"] = ratio <= 1.2 and speedup >= 10
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

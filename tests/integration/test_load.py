@@ -169,7 +169,9 @@ def test_fraction_in_an_integer_column_is_named_after_the_arrow_cast(tmp_path: P
         to_arrow(ddl, data, "sqlite")
 
 
-def late_bad_flights(column: str, bad: object, rows: int = 9, at: tuple[int, ...] = (8,)) -> dict:
+def late_bad_flights(
+    column: str, bad: object, rows: int = 9, at: tuple[int, ...] = (8,)
+) -> dict[str, pd.DataFrame]:
     """The fixture tables with `rows` flights (several batches of PARAMS.chunk_rows) whose
     `column` holds `bad` only in the rows `at` (the last batch by default); a text `bad` makes
     the column text (the other rows then hold numbers as text, which convert)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from flightdelay.core import db
 from flightdelay.core.config import LoadParams
 from flightdelay.core.db import make_engine
 from flightdelay.core.errors import UserError
@@ -27,6 +29,16 @@ PARAMS = LoadParams(progress_min_rows=10**6, chunk_rows=2)
 def pg_url() -> Iterator[str]:
     with throwaway_postgres() as info:
         yield info["features"]
+
+
+@pytest.fixture(autouse=True, params=["binary", "csv"])
+def copy_format(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with both COPY encodings: binary (pgpq installed) and the CSV fallback."""
+    if request.param == "csv":
+        monkeypatch.setattr(db, "_binary_types", lambda *_: None)
+    elif importlib.util.find_spec("pgpq") is None:
+        pytest.skip("pgpq is not installed: the load uses COPY CSV")
+    return str(request.param)
 
 
 def md5(path: Path) -> str:
@@ -172,3 +184,48 @@ def test_text_survives_the_csv_copy(tmp_path: Path, pg_url: str) -> None:
             got = [r[0] for r in conn.execute(text("SELECT s FROM t ORDER BY k"))]
         engine.dispose()
         assert got == texts
+
+
+def test_the_copy_uses_the_format_under_test(
+    tmp_path: Path, pg_url: str, copy_format: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+    copy = db.copy_batches
+
+    def spy(cur: object, sql: str, *args: object, **kw: object) -> int:
+        sent.append(sql)
+        return copy(cur, sql, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(db, "copy_batches", spy)
+    load_tables(pg_url, write_raw(tmp_path / "raw"), PARAMS)
+    assert len(sent) == 5
+    assert all(f"FORMAT {copy_format}" in sql for sql in sent)
+
+
+def test_every_portable_type_round_trips_and_an_overflow_is_one_line(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """SMALLINT/INT/BIGINT/VARCHAR(n) (what the binary COPY casts to) come back as written;
+    a value outside SMALLINT names the type and keeps the previous table."""
+    schema = "CREATE TABLE t (a SMALLINT, b BIGINT, c VARCHAR(5), d INT NOT NULL, e TEXT);"
+    frame = pd.DataFrame(
+        {"a": [1, None, -32768], "b": [2**40, None, -1], "c": ["abc", None, ""], "d": [1, 2, 3]}
+    ).assign(e=["x", "y", None])
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    frame.to_parquet(raw / "t.parquet", index=False)
+    load_tables(pg_url, raw, PARAMS, schema_sql=schema)
+    engine = make_engine(pg_url)
+    sql = text("SELECT a, b, c, d, e FROM t ORDER BY d")
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(sql)]
+    expected = [(1, 2**40, "abc", 1, "x"), (None, None, None, 2, "y"), (-32768, -1, "", 3, None)]
+    assert rows == expected
+    frame.loc[2, "a"] = 40_000
+    frame.to_parquet(raw / "t.parquet", index=False)
+    overflow = r"previous tables kept: .*40000.* out of range for type smallint"
+    with pytest.raises(UserError, match=overflow):
+        load_tables(pg_url, raw, PARAMS, schema_sql=schema)
+    with engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(sql)] == rows
+    engine.dispose()

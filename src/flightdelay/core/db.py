@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import os
 import re
 import sqlite3
@@ -241,16 +242,24 @@ def insert_batches(
     `batches` is pulled lazily, one at a time, so it may be a generator that reads and converts
     as it goes (only a batch is in memory; an exception it raises aborts the insert and is
     raised here, the caller's transaction rolls back). PostgreSQL: ONE `COPY ... FROM STDIN`
-    per table, fed through a pipe by a thread that pulls each batch and writes it as CSV in
-    Arrow (text quoted, so an empty string stays distinct from NULL; numbers bare): the next
-    batch is read and written while the server parses the previous one. SQLite: executemany
-    per batch.
+    per table, fed through a pipe by a thread that pulls each batch and encodes it: the next
+    batch is read and encoded while the server stores the previous one. The encoding is COPY's
+    binary format (pgpq, from Arrow: nothing for the server to parse) when pgpq is installed and
+    every column's type is one `_PG_ARROW` knows, each batch cast to the column types first
+    (an integer out of range is a ValueError naming the column); CSV otherwise (written by
+    Arrow, text quoted so an empty string stays distinct from NULL). SQLite: executemany per
+    batch.
     """
     cols = ", ".join(quote(engine, c) for c in columns)
     target = quote(engine, table)
     cur = conn.cursor()
     try:
         if engine.dialect.name == "postgresql":
+            types = _binary_types(cur, target, columns)
+            if types is not None:
+                sql = f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT binary)"
+                cast = (_binary_ready(table, b, types) for b in batches)
+                return copy_batches(cur, sql, cast, progress, encoder=_BinaryEncoder(types))
             sql = f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv, HEADER false)"
             return copy_batches(cur, sql, batches, progress)
         marks = ", ".join("?" for _ in columns)
@@ -287,10 +296,115 @@ class _Aborted(Exception):
     COPY instead of committing the rows sent so far."""
 
 
-def copy_batches(cur: Any, sql: str, batches: Iterable[pa.RecordBatch], progress: Progress) -> int:
-    """Run `sql` (a COPY FROM STDIN in CSV) on psycopg2 cursor `cur`, streaming `batches`
-    (pulled in a producer thread); returns the rows sent. An exception raised by `batches` (or
-    the CSV writer) is raised here, after the COPY stopped."""
+class _CsvEncoder:
+    """COPY's CSV format, written by Arrow."""
+
+    def header(self) -> bytes:
+        return b""
+
+    def batch(self, batch: pa.RecordBatch) -> Any:
+        out = pa.BufferOutputStream()
+        pacsv.write_csv(_zoned_as_text(batch), out, write_options=_CSV)
+        return memoryview(out.getvalue())
+
+    def finish(self) -> bytes:
+        return b""
+
+
+# Column type (as format_type spells it) -> the Arrow type pgpq encodes as that type's binary
+# form. A column of any other type makes the COPY use CSV.
+_PG_ARROW = {
+    "smallint": pa.int16(),
+    "integer": pa.int32(),
+    "bigint": pa.int64(),
+    "double precision": pa.float64(),
+    "text": pa.string(),
+    "character varying": pa.string(),
+    "timestamp with time zone": pa.timestamp("us", "UTC"),
+}
+
+
+def _binary_types(cur: Any, target: str, columns: list[str]) -> dict[str, pa.DataType] | None:
+    """The Arrow type of each of `columns` of table `target` (quoted) for a binary COPY, or
+    None: pgpq is not installed, or a column has a type `_PG_ARROW` does not know."""
+    if importlib.util.find_spec("pgpq") is None:
+        return None
+    cur.execute(
+        "SELECT attname, format_type(atttypid, NULL) FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+        (target,),
+    )
+    declared = dict(cur.fetchall())
+    types = {c: _PG_ARROW.get(declared.get(c, "")) for c in columns}
+    if any(t is None for t in types.values()):
+        return None
+    return {c: t for c, t in types.items() if t is not None}
+
+
+def _binary_ready(
+    table: str, batch: pa.RecordBatch, types: dict[str, pa.DataType]
+) -> pa.RecordBatch:
+    """`batch` cast to the column types of a binary COPY; an integer out of the column's range
+    (or any value the cast refuses) is a ValueError naming the column and the value, as the
+    server's own error would in CSV."""
+    arrays = []
+    for name, values in zip(batch.schema.names, batch.columns, strict=True):
+        to = types[name]
+        try:
+            arrays.append(values.cast(to))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            both_int = pa.types.is_integer(values.type) and pa.types.is_integer(to)
+            why = "is out of range for type" if both_int else "cannot be stored as type"
+            pg_type = _PG_NAME.get(str(to), str(to))
+            raise ValueError(
+                f"{table}.{name}: value {_out_of(values, to)} {why} {pg_type}"
+            ) from None
+    return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+
+
+_PG_NAME = {"int16": "smallint", "int32": "integer", "int64": "bigint"}
+
+
+def _out_of(values: pa.Array, to: pa.DataType) -> str:
+    """The first value of `values` that does not cast to `to` (for the message)."""
+    for v in values:
+        try:
+            pa.array([v.as_py()], type=values.type).cast(to)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return repr(v.as_py())
+    return "?"
+
+
+class _BinaryEncoder:
+    """COPY's binary format, encoded from Arrow by pgpq (columns cast by `_binary_ready`)."""
+
+    def __init__(self, types: dict[str, pa.DataType]) -> None:
+        import pgpq
+
+        self.encoder = pgpq.ArrowToPostgresBinaryEncoder(pa.schema(list(types.items())))
+
+    def header(self) -> bytes:
+        return bytes(self.encoder.write_header())
+
+    def batch(self, batch: pa.RecordBatch) -> Any:
+        return self.encoder.write_batch(batch)
+
+    def finish(self) -> bytes:
+        return bytes(self.encoder.finish())
+
+
+def copy_batches(
+    cur: Any,
+    sql: str,
+    batches: Iterable[pa.RecordBatch],
+    progress: Progress,
+    encoder: _CsvEncoder | _BinaryEncoder | None = None,
+) -> int:
+    """Run `sql` (a COPY FROM STDIN, in CSV unless `encoder` is another format's) on psycopg2
+    cursor `cur`, streaming `batches` (pulled and encoded in a producer thread); returns the
+    rows sent. An exception raised by `batches` (or the encoder) is raised here, after the COPY
+    was aborted."""
+    encode = encoder or _CsvEncoder()
     read_fd, write_fd = os.pipe()
     with contextlib.suppress(OSError):  # a larger pipe: fewer switches (Linux only)
         fcntl.fcntl(write_fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _PIPE_BYTES)
@@ -300,12 +414,12 @@ def copy_batches(cur: Any, sql: str, batches: Iterable[pa.RecordBatch], progress
     def produce() -> None:
         with os.fdopen(write_fd, "wb", buffering=0) as sink:
             try:
+                sink.write(encode.header())
                 for batch in batches:
-                    out = pa.BufferOutputStream()
-                    pacsv.write_csv(_zoned_as_text(batch), out, write_options=_CSV)
-                    sink.write(memoryview(out.getvalue()))
+                    sink.write(encode.batch(batch))
                     sent[0] += batch.num_rows
                     progress(batch.num_rows)
+                sink.write(encode.finish())
             except BrokenPipeError:
                 pass  # COPY failed and closed the pipe: its error is the one raised
             except BaseException as exc:

@@ -186,8 +186,9 @@ def raw_batches(
     path: Path, table: TableDDL, dialect: str, chunk_rows: int
 ) -> Iterator[pa.RecordBatch]:
     """The DDL columns of raw file `path`, read in batches of at most `chunk_rows` rows, each
-    converted and validated by `to_arrow` as it is read (same checks, same messages). A NULL in
-    a NOT NULL column is counted over the whole file for the message."""
+    converted and validated as `to_arrow` does when it is pulled (same checks, same messages;
+    the columns were checked by `raw_files`). A NULL in a NOT NULL column is counted over the
+    whole file for the message."""
     columns = [c.name for c in table.columns]
     for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows, columns=columns):
         data = pa.Table.from_batches([batch])
