@@ -9,7 +9,13 @@
 
 SPARK_MASTER picks the cluster (`local[*]` by default; `spark://host:7077`, `yarn`,
 `k8s://https://...`): the input and output paths must then be on storage every executor sees.
-The output is written as one part file into a temporary folder, then moved to its fixed name.
+
+No shuffle: each task reads whole parquet row groups of a split (at least `score.spark_partitions`
+tasks, else one per core, when the file has that many row groups; JDBC input is one task), scores
+them and writes the key columns and the probability as its own part file into a temporary folder.
+The driver then streams the part files, in task order (= file order), through the pandas engine's
+`output_table` and `SplitWriter` into the fixed name: the same columns, types and row groups as
+the pandas engine's file, and no half-written file on failure.
 """
 
 from __future__ import annotations
@@ -26,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from flightdelay.core.errors import UserError
 from flightdelay.core.params import ScoreParams
-from flightdelay.pipeline.score import ServedVersion, check_columns, speed
+from flightdelay.pipeline.features_stream import SplitWriter
+from flightdelay.pipeline.score import ServedVersion, check_columns, output_table, speed
 from flightdelay.pipeline.score_jdbc import JAR, Jdbc, read_split, write_predictions
 from flightdelay.pipeline.score_sql import FLOATING, SqlUnusable, compiled_expression
 
@@ -164,54 +172,58 @@ def read_input(
     src: Path,
     model: ServedVersion,
     keys: Sequence[str],
-    partitions: int | None,
     jdbc: Jdbc | None = None,
 ) -> Any:
-    """`src`'s key and input columns with `_row` (the file order), spread over `partitions`
-    tasks when given (one task reads one parquet row group otherwise). With `jdbc`, the same
-    rows, columns, types and order come from the feature table through JDBC (one task)."""
-    from pyspark.sql import functions as F
-
+    """`src`'s key and input columns in file order: a task reads whole row groups (how many
+    tasks: `spark.sql.files.minPartitionNum`, set by `score_spark`). With `jdbc`, the same rows,
+    columns, types and order come from the feature table through JDBC (one task)."""
     check_columns(pq.read_schema(src).names, model, keys, src)
     columns = list(dict.fromkeys([*keys, *model.inputs]))
     if jdbc is not None:
-        df = read_split(spark, jdbc, src.stem, src, columns)
-    else:
-        df = spark.read.parquet(str(src.resolve())).select(*columns)
-    df = df.withColumn("_row", F.monotonically_increasing_id())
-    return df.repartition(partitions) if partitions else df
+        return read_split(spark, jdbc, src.stem, src, columns)
+    return spark.read.parquet(str(src.resolve())).select(*columns)
 
 
-def write_single(df: Any, dst: Path) -> None:
-    """Write `df` in `_row` order as ONE parquet file at `dst` (a temporary folder, then its one
-    part file renamed). coalesce(1) when the scoring is one task anyway; else repartition(1),
-    because coalesce(1) would pull the scoring itself into one task."""
+def part_index(path: Path) -> int:
+    """The task (partition) number in a Spark part file's name: part-00012-<uuid>...parquet."""
+    return int(path.name.split("-", 2)[1])
+
+
+def write_single(
+    df: Any, dst: Path, model: ServedVersion, keys: Sequence[str], schema: pa.Schema, batch: int
+) -> tuple[int, int]:
+    """Write `df` (the key columns and `probability`, in task order) as ONE parquet file at `dst`
+    with the pandas engine's columns (`schema`: the keys' types) and row groups: every task writes
+    its part file into a temporary folder, then the part files are streamed, in task order, into
+    `dst` (a temporary name until complete). Returns the rows and the part files written."""
     tmp = dst.with_name(f".{dst.stem}.spark-tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    one = df.coalesce(1) if df.rdd.getNumPartitions() <= 1 else df.repartition(1)
-    ordered = one.sortWithinPartitions("_row").drop("_row")
-    ordered.write.mode("overwrite").option("compression", "snappy").parquet(str(tmp.resolve()))
-    parts = sorted(tmp.glob("part-*.parquet"))
-    if len(parts) != 1:
-        raise UserError(f"Spark wrote {len(parts)} part files into {tmp}, expected 1")
-    parts[0].replace(dst)
-    shutil.rmtree(tmp)
+    try:
+        df.write.mode("overwrite").option("compression", "snappy").parquet(str(tmp.resolve()))
+        parts = sorted(tmp.glob("part-*.parquet"), key=part_index)
+        key_schema = pa.schema([schema.field(k) for k in keys])
+        empty = output_table(key_schema.empty_table(), np.zeros(0), model)
+        writer = SplitWriter(dst, empty.schema)
+        try:
+            for part in parts:
+                for rows in pq.ParquetFile(part).iter_batches(batch_size=batch):
+                    table = pa.Table.from_batches([rows])
+                    proba = table.column("probability").to_numpy()
+                    writer.write(output_table(table.select(keys).cast(key_schema), proba, model))
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        writer.commit()
+        return writer.rows, len(parts)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def predictions(df: Any, probability: Any, model: ServedVersion, keys: Sequence[str]) -> Any:
-    """The output columns of the pandas engine, from the `probability` column expression."""
-    from pyspark.sql import functions as F
-
-    p = probability.cast("double")
-    return df.select(
-        *keys,
-        p.alias("probability"),
-        (p >= F.lit(model.threshold)).cast("int").alias("label"),
-        F.lit(model.name).alias("model_name"),
-        F.lit(model.version).cast("bigint").alias("model_version"),
-        F.lit(model.run_id).alias("run_id"),
-        "_row",
-    )
+def predictions(df: Any, probability: Any, keys: Sequence[str]) -> Any:
+    """The key columns and `probability` (the `probability` column expression as a double):
+    what the tasks write; the label and the model's columns are added by `write_single`."""
+    return df.select(*keys, probability.cast("double").alias("probability"))
 
 
 def sql_or_reason(
@@ -251,8 +263,10 @@ def score_spark(
 ) -> dict[str, Any]:
     """Score every split on Spark (reading and writing through `jdbc` when given); returns the
     report (engine that ran, fallback reason, master, whether Python workers ran, rows and
-    speed per split, and `table_rows` when the table was written through JDBC)."""
+    speed and tasks per split, and `table_rows` when the table was written through JDBC)."""
     with spark_session(sp.batch_rows, [str(JAR)] if jdbc else []) as spark:
+        tasks = sp.spark_partitions or spark.sparkContext.defaultParallelism
+        spark.conf.set("spark.sql.files.minPartitionNum", str(tasks))
         expr, reason = None, ""
         if sp.engine == "spark-sql":
             expr, reason = sql_or_reason(spark, sp, model, next(iter(sources.values())))
@@ -265,13 +279,13 @@ def score_spark(
         }
         for split, src in sources.items():
             start = time.perf_counter()
-            df = read_input(spark, src, model, keys, sp.spark_partitions, jdbc)
-            out = predictions(df, column, model, keys)
+            df = read_input(spark, src, model, keys, jdbc)
+            out = predictions(df, column, keys)
             report["python_workers"] = uses_python(out)
             with task_progress(spark, f"score {split}"):
-                write_single(out, files[split])
-            rows = pq.ParquetFile(files[split]).metadata.num_rows
-            report["splits"][split] = speed(rows, time.perf_counter() - start)
+                schema = pq.read_schema(src)
+                rows, parts = write_single(out, files[split], model, keys, schema, sp.batch_rows)
+            report["splits"][split] = speed(rows, time.perf_counter() - start) | {"tasks": parts}
         if jdbc is not None:
             with task_progress(spark, "table predictions"):
                 report["table_rows"] = write_predictions(spark, jdbc, files, keys, sp.batch_rows)
