@@ -414,12 +414,12 @@ def copy_batches(
     def produce() -> None:
         with os.fdopen(write_fd, "wb", buffering=0) as sink:
             try:
-                sink.write(encode.header())
+                _write_all(sink, encode.header())
                 for batch in batches:
-                    sink.write(encode.batch(batch))
+                    _write_all(sink, encode.batch(batch))
                     sent[0] += batch.num_rows
                     progress(batch.num_rows)
-                sink.write(encode.finish())
+                _write_all(sink, encode.finish())
             except BrokenPipeError:
                 pass  # COPY failed and closed the pipe: its error is the one raised
             except BaseException as exc:
@@ -438,6 +438,13 @@ def copy_batches(
     if failed:
         raise failed[0]
     return sent[0]
+
+
+def _write_all(sink: Any, data: Any) -> None:
+    """Write all of `data` (a pipe write may be partial)."""
+    view = memoryview(data).cast("B")
+    while view:
+        view = view[sink.write(view) :]
 
 
 class _Source:
