@@ -253,6 +253,57 @@ def test_spark_sql_falls_back_to_the_udf_for_a_model_that_does_not_compile(
     assert_same_predictions(project, base)
 
 
+# Beyond score_sql.LEAF categories (a binary search), not ASCII-only (Spark's byte order)
+MANY = [f"C{i:02d}" for i in range(30)] + ["Z9", "a1", "ÄX", "éB", "日本"]
+
+
+@pytest.mark.slow
+@needs_spark
+def test_spark_sql_keeps_the_file_order_over_many_tasks_and_many_categories(
+    project: Path,
+) -> None:
+    """Splits of many small row groups over 5 tasks each, and a model with 35 carriers: the
+    expression (a binary search over them) runs, and the rows come out in the file's order."""
+    import pyarrow.parquet as pq
+
+    frames = {}
+    for split, rows, seed in (("train", 900, 5), ("test", 400, 6)):
+        frame = feature_split(rows, seed)
+        rng = np.random.default_rng(seed)
+        frame["carrier"] = pd.Series(rng.choice([*MANY, None], rows), dtype=object)
+        frame["delayed"] = (frame["carrier"].isin(MANY[::3]) | (rng.random(rows) < 0.2)) * 1
+        frame = frame.sample(frac=1.0, random_state=seed).reset_index(drop=True)  # keys unsorted
+        pq.write_table(arrow_table(frame), project / f"data/processed/{split}.parquet", 37)
+        frames[split] = frame
+    variant = VariantParams(penalty="l2", C=1.0, solver="lbfgs", max_iter=500)
+    pipeline = build_pipeline(CATEGORICAL, NUMERIC, variant, 0)
+    train = frames["train"]
+    pipeline.fit(coerce_frame(train, CATEGORICAL, NUMERIC), train["delayed"].to_numpy())
+    register_tiny(settings_for(project), alias=SERVING_ALIAS, pipeline=pipeline)
+    run_stage(project)
+    out = project / "data/predictions"
+    base = {s: pd.read_parquet(out / f"{s}.parquet") for s in score.SPLITS}
+    layout = {s: parquet_layout(out / f"{s}.parquet") for s in score.SPLITS}
+    set_params(project, engine="spark-sql", spark_partitions=5)
+    report = run_stage(project)
+    assert report["engine"] == "spark-sql" and report["fallback_reason"] is None
+    assert report["model"]["version"] == 2
+    assert all(report["splits"][s]["tasks"] >= 3 for s in score.SPLITS), report["splits"]
+    assert_same_predictions(project, base)
+    for split, want in layout.items():  # the pandas engine's columns, types and row groups
+        assert parquet_layout(out / f"{split}.parquet") == want
+
+
+def parquet_layout(path: Path) -> tuple[Any, list[int]]:
+    """A parquet file's Arrow schema and rows per row group."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    return meta.schema.to_arrow_schema(), [
+        meta.row_group(i).num_rows for i in range(meta.num_row_groups)
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # PostgreSQL: the Spark engines read the feature table and write `predictions` through JDBC
 # --------------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@
 SPARK_MASTER picks the cluster (`local[*]` by default; `spark://host:7077`, `yarn`,
 `k8s://https://...`): the input and output paths must then be on storage every executor sees.
 
-No shuffle: each task reads whole parquet row groups of a split (at least `score.spark_partitions`
-tasks, else one per core, when the file has that many row groups; JDBC input is one task), scores
+No shuffle: each task reads whole parquet row groups of a split (`score.spark_partitions` byte
+ranges of the file, else Spark's default: about one per core; JDBC input is one task), scores
 them and writes the key columns and the probability as its own part file into a temporary folder.
 The driver then streams the part files, in task order (= file order), through the pandas engine's
 `output_table` and `SplitWriter` into the fixed name: the same columns, types and row groups as
@@ -172,15 +172,22 @@ def read_input(
     src: Path,
     model: ServedVersion,
     keys: Sequence[str],
+    partitions: int | None,
     jdbc: Jdbc | None = None,
 ) -> Any:
-    """`src`'s key and input columns in file order: a task reads whole row groups (how many
-    tasks: `spark.sql.files.minPartitionNum`, set by `score_spark`). With `jdbc`, the same rows,
-    columns, types and order come from the feature table through JDBC (one task)."""
+    """`src`'s key and input columns in file order. A task reads whole row groups: `src` is cut
+    into `partitions` byte ranges when given (a range holds the row groups whose middle is in
+    it), else Spark's default (about one per core). With `jdbc`, the same rows, columns, types
+    and order come from the feature table through JDBC (one task)."""
     check_columns(pq.read_schema(src).names, model, keys, src)
     columns = list(dict.fromkeys([*keys, *model.inputs]))
     if jdbc is not None:
         return read_split(spark, jdbc, src.stem, src, columns)
+    if partitions:  # read when the job is planned: the write that follows
+        size = -(-src.stat().st_size // partitions)
+        spark.conf.set("spark.sql.files.maxPartitionBytes", str(max(size, 1)))
+    else:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
     return spark.read.parquet(str(src.resolve())).select(*columns)
 
 
@@ -265,8 +272,6 @@ def score_spark(
     report (engine that ran, fallback reason, master, whether Python workers ran, rows and
     speed and tasks per split, and `table_rows` when the table was written through JDBC)."""
     with spark_session(sp.batch_rows, [str(JAR)] if jdbc else []) as spark:
-        tasks = sp.spark_partitions or spark.sparkContext.defaultParallelism
-        spark.conf.set("spark.sql.files.minPartitionNum", str(tasks))
         expr, reason = None, ""
         if sp.engine == "spark-sql":
             expr, reason = sql_or_reason(spark, sp, model, next(iter(sources.values())))
@@ -279,7 +284,7 @@ def score_spark(
         }
         for split, src in sources.items():
             start = time.perf_counter()
-            df = read_input(spark, src, model, keys, jdbc)
+            df = read_input(spark, src, model, keys, sp.spark_partitions, jdbc)
             out = predictions(df, column, keys)
             report["python_workers"] = uses_python(out)
             with task_progress(spark, f"score {split}"):

@@ -1,7 +1,9 @@
 """The compiled linear scorer as ONE Spark SQL expression of P(positive) (pure: no Spark here).
 
 z = bias + a CASE WHEN per categorical column (one WHEN per learned category -> its weight; NULL
--> the learned missing weight; anything else -> 0) + per numeric column weight * (the value, or
+-> the learned missing weight; anything else -> 0; beyond LEAF categories a binary search: nested
+CASE WHEN value < the middle category, so a row makes ~log2(n) comparisons, not n; the order is
+Spark's: UTF-8 bytes for strings, numbers for doubles) + per numeric column weight * (the value, or
 the imputer's fill when NULL/NaN), with the scaler folded into weight and bias (exactly as
 :class:`~flightdelay.serving.runtime.scorer.LinearScorer`); p = 1 / (1 + exp(-z)). Doubles are
 written as their shortest round-trip literal, so the expression carries the exact weights.
@@ -9,7 +11,8 @@ written as their shortest round-trip literal, so the expression carries the exac
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flightdelay.pipeline.score import ServedVersion
@@ -35,31 +38,54 @@ def _ident(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _category_test(col: str, kind: str, category: Any) -> str | None:
-    """The SQL test `col` matches `category` the way the model's coercion sees it."""
+LEAF = 8  # categories tested one by one; a column with more is searched (binary search)
+
+
+def _category_key(kind: str, category: Any) -> tuple[Any, str] | None:
+    """(the sort key, the SQL literal) `category` is matched by, the way the model's coercion
+    sees it; None when no value of the column can match it."""
     text = str(category)
-    if kind == "string":
-        return f"{col} = {_string(text)}"
-    if kind in INTEGRAL:  # Spark's CAST(... AS STRING) writes 3 and true as the model does
-        return f"CAST({col} AS STRING) = {_string(text)}"
+    if kind == "string" or kind in INTEGRAL:  # Spark's CAST(... AS STRING) writes 3 and true
+        return text.encode("utf-8"), _string(text)  # as the model does; byte order = Spark's
     try:
-        return f"{col} = {_double(float(text))}"
+        value = float(text)
     except ValueError:
         return None  # a non-numeric category never matches a number
+    if math.isnan(value):
+        return None  # NaN is missing: the first WHEN takes it
+    return value + 0.0, _double(value)  # -0.0 = 0.0 in Spark: keyed once
+
+
+def _search(lhs: str, items: Sequence[tuple[Any, str, float]]) -> str:
+    """The weight of `lhs` among the sorted (key, literal, weight) `items`, else 0."""
+    if len(items) <= LEAF:
+        whens = " ".join(f"WHEN {lhs} = {lit} THEN {_double(w)}" for _, lit, w in items)
+        return f"(CASE {whens} ELSE 0.0D END)"
+    mid = len(items) // 2
+    low, high = _search(lhs, items[:mid]), _search(lhs, items[mid:])
+    return f"(CASE WHEN {lhs} < {items[mid][1]} THEN {low} ELSE {high} END)"
 
 
 def category_term(name: str, kind: str, weights: Mapping[Any, float]) -> str:
-    """CASE WHEN per category -> its weight; missing -> the learned missing weight; else 0."""
+    """CASE WHEN per category -> its weight; missing -> the learned missing weight; else 0
+    (beyond LEAF categories: a binary search over them)."""
     col = _ident(name)
     if kind not in {"string", *INTEGRAL, *FLOATING}:
         raise SqlUnusable(f"categorical column {name} has type {kind}")
     missing = f"{col} IS NULL" + (f" OR isnan({col})" if kind in FLOATING else "")
-    whens = {missing: f"WHEN {missing} THEN {_double(weights.get(None, 0.0))}"}
-    for category, weight in weights.items():  # a category keyed twice (3 and "3") once
-        test = None if category is None else _category_test(col, kind, category)
-        if test is not None and test not in whens:
-            whens[test] = f"WHEN {test} THEN {_double(weight)}"
-    return f"(CASE {' '.join(whens.values())} ELSE 0.0D END)"
+    lhs = f"CAST({col} AS STRING)" if kind in INTEGRAL else col
+    items: dict[Any, tuple[Any, str, float]] = {}
+    for category, weight in weights.items():  # a category keyed twice (3 and "3") once: the first
+        key = None if category is None else _category_key(kind, category)
+        if key is not None and key[0] not in items:
+            items[key[0]] = (key[0], key[1], weight)
+    if_missing = f"WHEN {missing} THEN {_double(weights.get(None, 0.0))}"
+    if len(items) > LEAF:
+        return f"(CASE {if_missing} ELSE {_search(lhs, sorted(items.values()))} END)"
+    whens = " ".join(
+        [if_missing, *(f"WHEN {lhs} = {lit} THEN {_double(w)}" for _, lit, w in items.values())]
+    )
+    return f"(CASE {whens} ELSE 0.0D END)"
 
 
 def linear_expression(scorer: Any, types: Mapping[str, str]) -> str:
