@@ -286,6 +286,10 @@ def score_runs(root: Path, k: int, args: argparse.Namespace, out: dict[str, Any]
             rows = sum(s["rows"] for s in got["splits"].values())
             seconds = sum(s["seconds"] for s in got["splits"].values())
             result |= {"engine_ran": got["engine"], "rows_per_s": round(rows / seconds)}
+            if "spark" in got:  # tasks per split and the driver's serial merge of their parts
+                result["tasks"] = {s: v.get("tasks") for s, v in got["splits"].items()}
+                merge = sum(v.get("merge_seconds", 0) for v in got["splits"].values())
+                result["merge_s"] = round(merge, 2)
             result["us_per_row"] = round(seconds / rows * 1e6, 2)
             report.unlink()
         out[label] = result
