@@ -175,6 +175,23 @@ def test_bad_input_is_one_line(project: Path, change: str, needle: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
 
 
+def test_data_the_model_cannot_score_fails_first_and_keeps_the_predictions(project: Path) -> None:
+    report = run_stage(project)
+    assert report["check_seconds"] >= 0
+    before = {p.name: p.read_bytes() for p in (project / "data/predictions").glob("*.parquet")}
+    src = project / "data/processed/train.parquet"
+    frame = pd.read_parquet(src)
+    frame[NUMERIC[0]] = "not a number"
+    write_parquet(arrow_table(frame), src)
+    result = cli("--data-dir", "data/processed", "--out-dir", "data/predictions")
+    assert result.exit_code == 1
+    errors = [x for x in result.stderr.splitlines() if x.strip() and "it/s]" not in x]  # no bars
+    assert len(errors) == 1 and errors[0].startswith("error: "), errors
+    assert "cannot score these rows" in errors[0] and "Traceback" not in result.stderr
+    after = {p.name: p.read_bytes() for p in (project / "data/predictions").glob("*.parquet")}
+    assert after == before
+
+
 def test_sql_expression_is_the_linear_scorer() -> None:
     """The pure SQL builder: one CASE per categorical, exact literals, quoting."""
     from flightdelay.pipeline.score_sql import category_term, linear_expression
