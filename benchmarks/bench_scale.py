@@ -346,7 +346,7 @@ def measure(
             if "wall_s" in result[name]:
                 result[name]["us_per_row"] = round(result[name]["wall_s"] / rows * 1e6, 2)
                 fixed = args.fixed.get(name)
-                if fixed is not None and name in FIXED_STAGES:
+                if isinstance(fixed, float) and name in FIXED_STAGES:
                     work = result[name]["wall_s"] - fixed
                     per_row = work / (rows - args.fixed["rows"]) * 1e6
                     result[name]["us_per_row_after_fixed_cost"] = round(per_row, 2)
@@ -373,7 +373,8 @@ def fixed_costs(raw: Path, pg: dict[str, str], clock: Clock) -> dict[str, Any]:
         for name in FIXED_STAGES:
             stage = "features" if name == "features" else "load"
             run = median_run(stage, root, clock, 3, env=env[name])
-            out[name] = run.get("wall_s")
+            ok = not {"failed", "killed", "skipped"} & set(run)
+            out[name] = run["wall_s"] if ok else run  # a failed run is recorded, never used
     return out
 
 
