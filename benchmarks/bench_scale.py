@@ -356,6 +356,7 @@ def measure(
 
 
 FIXED_STAGES = ("load", "load_postgres", "features")
+FIXED = "us_per_row_after_fixed_cost"
 TINY_EVERY = 337  # the tiny input: every 337th flight (1,000 rows), the other tables as at x1
 
 
@@ -404,6 +405,10 @@ def plot(results: dict[str, dict[str, Any]]) -> None:
         pts = [(int(k), results[k][stage]) for k in scales if "us_per_row" in results[k][stage]]
         ax1.plot([p[0] for p in pts], [p[1]["us_per_row"] for p in pts], marker="o", label=stage)
         ax2.plot([p[0] for p in pts], [p[1]["peak_rss_mb"] for p in pts], marker="o", label=stage)
+        fixed = [(k, r["us_per_row_after_fixed_cost"]) for k, r in pts if FIXED in r]
+        if fixed:
+            xs, ys = zip(*fixed, strict=True)
+            ax1.plot(xs, ys, linestyle="--", marker=".", label=f"{stage}, after fixed cost")
     for run, _ in [(f"{e}@local[{c}]" if c else e, 0) for e, c in SCORE_RUNS]:
         pts = [(int(k), results[k]["score"].get(run, {}).get("rows_per_s")) for k in scales]
         pts = [p for p in pts if p[1]]
