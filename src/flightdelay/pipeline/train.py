@@ -68,7 +68,8 @@ def read_split(path: Path, train: TrainParams, sample_rows: int | None = None) -
         frame: pd.DataFrame = pf.read(columns=wanted).to_pandas()
         return frame
     rows = np.random.RandomState(train.random_state).choice(total, size=sample_rows, replace=False)
-    return sampled_rows(pf, wanted, rows).to_pandas()
+    sample: pd.DataFrame = sampled_rows(pf, wanted, rows).to_pandas()
+    return sample
 
 
 def sampled_rows(pf: pq.ParquetFile, columns: list[str], rows: np.ndarray) -> pa.Table:
